@@ -6,4 +6,7 @@ regularizers) by restarted Jacobian-free bilevel gradients (ReTune,
 arXiv:2506.13239).
 """
 
+from .estimator import ReTuneRegularizer
+
 __version__ = "0.1.0.dev0"
+__all__ = ["ReTuneRegularizer"]

@@ -1,0 +1,30 @@
+"""Base class of the operator and regularizer parameter objects."""
+
+from sklearn.base import BaseEstimator
+
+
+class ParameterObject(BaseEstimator):
+    """A scikit-learn style parameter object with a cache of derived tensors.
+
+    ``get_params``/``set_params``/``clone`` come from
+    :class:`~sklearn.base.BaseEstimator`. Tensors derived from the parameters
+    (kernels, masks, index maps) depend on the signal shape, device and dtype
+    only known at use time: they are built on first use and memoized. The
+    cache is dropped when pickling and is never copied by ``clone``.
+    """
+
+    def _cached(self, key, build):
+        """Return ``build()``, memoized under ``key``."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
+    def set_params(self, **params):
+        self.__dict__.pop("_cache", None)  # derived tensors depend on the params
+        return super().set_params(**params)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_cache", None)
+        return state

@@ -1,0 +1,492 @@
+"""The scikit-learn face of the package: :class:`ReTuneRegularizer`."""
+
+import math
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .metrics import psnr
+from .operators import Identity
+from .regularizers import WaveletL1
+from .solvers import HYPERGRADIENTS, ForwardBackward, relative_residual, restarted_solve
+
+__all__ = ["ReTuneRegularizer"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class _Problem:
+    """Everything a solve needs, resolved from the parameters and the data."""
+
+    model: ForwardBackward
+    signal_shape: tuple
+    measurement_shape: tuple
+    device: torch.device
+    dtype: torch.dtype
+    lipschitz: float
+
+
+class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
+    """Learn the weights of a variational reconstruction model from data.
+
+    The reconstruction of a measurement ``X_i`` is the (approximate) solution
+    of ``min_x ½‖A x − X_i‖² + Σ_g λ_g R_g(x)``, computed by ``T`` blocks of
+    ``K`` forward–backward iterations. ``fit`` learns the weights ``λ_g`` (in
+    the log domain, with Adam) by minimizing the mean squared error between
+    the reconstructions and the clean signals ``y``; gradients are taken
+    through the last block only (ReTune: restarted Jacobian-free bilevel
+    gradients, arXiv:2506.13239), or as set by ``hypergradient``.
+
+    Parameters
+    ----------
+    operator : LinearOperator, "identity" or None, default=None
+        The forward operator ``A`` (see :mod:`retune_sklearn.operators`).
+        None or "identity" means :class:`~retune_sklearn.operators.Identity`.
+    regularizer : Regularizer, "wavelet" or None, default=None
+        The weighted regularizer (see :mod:`retune_sklearn.regularizers`).
+        None or "wavelet" means ``WaveletL1()`` (db4, 3 levels, one weight per
+        subband).
+    K : int, default=10
+        Forward–backward iterations per block: the depth that automatic
+        differentiation sees with ``hypergradient="jfb"``.
+    T : int, default=10
+        Number of blocks; every solve (training and ``transform``) runs
+        ``T * K`` iterations.
+    hypergradient : {"jfb", "unrolled", "implicit"}, default="jfb"
+        ``"jfb"``: backpropagate through the last block only (memory O(K));
+        ``"unrolled"``: through all ``T * K`` iterations (memory O(T·K));
+        ``"implicit"``: implicit differentiation at the last iterate.
+    implicit_tol : float, default=1e-6
+        Relative tolerance of the adjoint fixed-point iteration (``"implicit"``).
+    implicit_max_iter : int, default=200
+        Iteration cap of that iteration; a ``ConvergenceWarning`` is raised
+        when it is hit.
+    init_weight : "auto", float or array-like, default="auto"
+        Initial weights. "auto" uses ``0.1 * σ̂`` for every weight, with
+        ``σ̂`` the standard deviation of ``X − A y`` on the training data (a
+        small start keeps every subband's hypergradient non-zero).
+    learn_weights : bool, default=True
+        If False, the weights stay at ``init_weight`` (a classical model with
+        hand-set weights, e.g. for grid search over ``init_weight``).
+    learn_step_size : bool, default=False
+        Also learn ``step_scale`` (kept in (0, 2) through a sigmoid).
+    step_scale : float in (0, 2), default=1.0
+        Step size ``τ = step_scale / L`` with ``L = ‖A W*‖²``.
+    learning_rate : float, default=0.05
+        Adam learning rate on the log-weights.
+    max_epochs : int, default=30
+        Passes over the training set.
+    batch_size : int, default=32
+        Samples per outer step; also the chunk size of ``transform``.
+    shuffle : bool, default=True
+        Shuffle the samples at each epoch.
+    signal_shape : tuple of int or None, default=None
+        Shape of one clean signal when ``y`` is given flat as
+        ``(n_samples, n_features)``, e.g. ``(8, 8)`` for digits. By default a
+        2-D ``y`` holds 1-D signals, a 3-D one ``(H, W)`` images and a 4-D one
+        ``(C, H, W)`` images.
+    data_range : float, default=1.0
+        Peak-to-peak range of the signals, used by :meth:`score` (PSNR).
+    device : str or torch.device, default="auto"
+        "auto" uses CUDA when available, else the CPU.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the computations. Outputs have the dtype of ``X``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the mini-batch shuffling.
+    verbose : int, default=0
+        Print one line per epoch when positive.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_weights,)
+        Learned weights ``λ_g`` in natural units.
+    weight_names_ : list of str
+        Name of each weight (e.g. wavelet subbands "a3", "h3", ..., "d1").
+    step_scale_ : float
+        Step scale used (learned if ``learn_step_size``).
+    stepsize_ : float
+        Step size ``τ = step_scale_ / lipschitz_``.
+    lipschitz_ : float
+        ``L = ‖A W*‖²`` estimated by power iteration.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Mean training loss (MSE) of each epoch.
+    converged_ : bool
+        False if the fit diverged (non-finite loss or weights) and was stopped.
+    fixed_point_residual_ : float
+        Mean relative residual ``‖φ(u) − u‖ / ‖u‖`` after ``T * K``
+        iterations on (up to ``batch_size``) training samples with the learned
+        weights: how far the solves stop from the equilibrium.
+    signal_shape_ : tuple of int
+        Shape of one signal as the model sees it.
+    measurement_shape_ : tuple of int
+        Shape of one measurement as the operator produces it.
+    n_features_in_ : int
+        Number of entries of one measurement ``X_i``.
+    operator_, regularizer_ : fitted copies of ``operator`` and ``regularizer``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from retune_sklearn import ReTuneRegularizer
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat(np.repeat(rng.random((20, 4, 4)), 4, axis=1), 4, axis=2)
+    >>> X = y + 0.1 * rng.standard_normal(y.shape)
+    >>> est = ReTuneRegularizer(K=5, T=2, max_epochs=5, random_state=0).fit(X, y)
+    >>> est.transform(X).shape
+    (20, 16, 16)
+    >>> bool(est.score(X, y) > ReTuneRegularizer().fit(X, y).score(X, X) - 100)
+    True
+    """
+
+    _parameter_constraints = {
+        "operator": [None, StrOptions({"identity"}), HasMethods(["forward", "adjoint"])],
+        "regularizer": [None, StrOptions({"wavelet"}),
+                        HasMethods(["analysis", "synthesis", "prox", "weight_names"])],
+        "K": [Interval(Integral, 1, None, closed="left")],
+        "T": [Interval(Integral, 1, None, closed="left")],
+        "hypergradient": [StrOptions(set(HYPERGRADIENTS))],
+        "implicit_tol": [Interval(Real, 0, None, closed="neither")],
+        "implicit_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "init_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"),
+                        "array-like"],
+        "learn_weights": ["boolean"],
+        "learn_step_size": ["boolean"],
+        "step_scale": [Interval(Real, 0, 2, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "signal_shape": [None, tuple],
+        "data_range": [Interval(Real, 0, None, closed="neither")],
+        "device": [str, torch.device],
+        "dtype": [StrOptions(set(_DTYPES))],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, operator=None, regularizer=None, *, K=10, T=10, hypergradient="jfb",
+                 implicit_tol=1e-6, implicit_max_iter=200, init_weight="auto",
+                 learn_weights=True, learn_step_size=False, step_scale=1.0,
+                 learning_rate=0.05, max_epochs=30, batch_size=32, shuffle=True,
+                 signal_shape=None, data_range=1.0, device="auto", dtype="float32",
+                 random_state=None, verbose=0):
+        self.operator = operator
+        self.regularizer = regularizer
+        self.K = K
+        self.T = T
+        self.hypergradient = hypergradient
+        self.implicit_tol = implicit_tol
+        self.implicit_max_iter = implicit_max_iter
+        self.init_weight = init_weight
+        self.learn_weights = learn_weights
+        self.learn_step_size = learn_step_size
+        self.step_scale = step_scale
+        self.learning_rate = learning_rate
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.signal_shape = signal_shape
+        self.data_range = data_range
+        self.device = device
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y):
+        """Learn the regularization weights from degraded/clean pairs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_measurements) or (n_samples, *measurement_shape)
+            Degraded measurements.
+        y : array-like of shape (n_samples, n_features) or (n_samples, *signal_shape)
+            Clean signals; ``transform`` returns arrays of this layout.
+
+        Returns
+        -------
+        self : ReTuneRegularizer
+            The fitted estimator.
+        """
+        self._validate_params()
+        X, y = self._check_fit_data(X, y)
+        problem = self._build_problem(y.shape[1:], X.shape[1:])
+        X_t, y_t = (self._to_tensor(a, problem) for a in (X, y))
+        log_weights, step_logit = self._initial_parameters(X_t, y_t, problem)
+
+        loss_curve, converged = self._train(X_t, y_t, problem, log_weights, step_logit)
+
+        self.operator_, self.regularizer_ = problem.model.operator, problem.model.regularizer
+        self.weights_ = log_weights.detach().exp().cpu().numpy().astype(np.float64)
+        self.weight_names_ = problem.model.regularizer.weight_names(problem.signal_shape)
+        self.step_scale_ = float(2 * torch.sigmoid(step_logit.detach()))
+        self.lipschitz_ = problem.lipschitz
+        self.stepsize_ = self.step_scale_ / problem.lipschitz
+        self.loss_curve_ = loss_curve
+        self.n_iter_ = len(loss_curve)
+        self.converged_ = converged
+        self.signal_shape_ = problem.signal_shape
+        self.measurement_shape_ = problem.measurement_shape
+        self.n_features_in_ = int(np.prod(X.shape[1:]))
+        self._y_sample_shape = y.shape[1:] if self.signal_shape is None else (y.shape[1],)
+        self.fixed_point_residual_ = self._residual(X_t[: self.batch_size], problem)
+        return self
+
+    def _train(self, X_t, y_t, problem, log_weights, step_logit):
+        """Adam on the log-weights; returns (loss per epoch, converged)."""
+        parameters = [p for p, learn in ((log_weights, self.learn_weights),
+                                         (step_logit, self.learn_step_size)) if learn]
+        if not parameters:
+            return [], True
+        for p in parameters:
+            p.requires_grad_(True)
+        optimizer = torch.optim.Adam(parameters, lr=self.learning_rate)
+        rng = check_random_state(self.random_state)
+        best = (math.inf, log_weights.detach().clone(), step_logit.detach().clone())
+        loss_curve = []
+        n = len(X_t)
+        for epoch in range(self.max_epochs):
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
+            total = 0.0
+            for start in range(0, n, self.batch_size):
+                batch = torch.as_tensor(order[start:start + self.batch_size], device=X_t.device)
+                optimizer.zero_grad()
+                loss = self._batch_loss(X_t[batch], y_t[batch], problem, log_weights,
+                                        step_logit, self.hypergradient)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(batch)
+            epoch_loss = total / n
+            if not (math.isfinite(epoch_loss) and torch.isfinite(log_weights).all()
+                    and torch.isfinite(step_logit)):
+                self._warn_divergence(epoch)
+                with torch.no_grad():
+                    log_weights.copy_(best[1])
+                    step_logit.copy_(best[2])
+                return loss_curve, False
+            loss_curve.append(epoch_loss)
+            if epoch_loss < best[0]:
+                best = (epoch_loss, log_weights.detach().clone(), step_logit.detach().clone())
+            if self.verbose:
+                print(f"[ReTuneRegularizer] epoch {epoch + 1}/{self.max_epochs} "
+                      f"loss={epoch_loss:.6g}")
+        return loss_curve, True
+
+    def _warn_divergence(self, epoch):
+        warnings.warn(f"ReTuneRegularizer diverged at epoch {epoch + 1} (non-finite loss or "
+                      "weights); the weights of the best epoch so far were restored and "
+                      "converged_ is False. Lower learning_rate or step_scale.",
+                      ConvergenceWarning, stacklevel=3)
+
+    def _batch_loss(self, X_b, y_b, problem, log_weights, step_logit, hypergradient):
+        reconstruction = self._solve(X_b, problem, log_weights.exp(), step_logit, hypergradient)
+        return torch.mean((reconstruction - y_b) ** 2)
+
+    def _solve(self, X_b, problem, weights, step_logit, hypergradient):
+        """Reconstruct a batch: ``T`` blocks of ``K`` steps, then ``W* u``."""
+        model = problem.model
+        stepsize = 2 * torch.sigmoid(step_logit) / problem.lipschitz
+
+        def step(u):
+            return model.step(u, X_b, weights, stepsize)
+        u = restarted_solve(step, model.initial_point(X_b), self.K, self.T, hypergradient,
+                            implicit_tol=self.implicit_tol,
+                            implicit_max_iter=self.implicit_max_iter)
+        return model.regularizer.synthesis(u)
+
+    # ------------------------------------------------------------ inference
+    def transform(self, X):
+        """Reconstruct signals from measurements (``T * K`` iterations).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_measurements) or (n_samples, *measurement_shape)
+            Degraded measurements, of the layout seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of the layout of ``y`` in ``fit``
+            Reconstructions, with the dtype of ``X`` (float64 for non-float X).
+        """
+        check_is_fitted(self)
+        X = self._check_measurements(X)
+        problem = self._fitted_problem()
+        X_t = self._to_tensor(X, problem)
+        weights = torch.as_tensor(self.weights_, dtype=problem.dtype, device=problem.device)
+        step_logit = self._step_logit(self.step_scale_, problem)
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, len(X_t), self.batch_size):
+                x_hat = self._solve(X_t[start:start + self.batch_size], problem, weights,
+                                    step_logit, "none")
+                chunks.append(x_hat.cpu().numpy())
+        out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+        return np.concatenate(chunks).reshape(len(X), *self._y_sample_shape).astype(
+            out_dtype, copy=False)
+
+    def predict(self, X):
+        """Alias of :meth:`transform` (reconstructions)."""
+        return self.transform(X)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean PSNR (dB) of the reconstructions of ``X`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like
+            Degraded measurements.
+        y : array-like
+            Clean signals, of the layout seen in ``fit``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the per-sample PSNRs.
+
+        Returns
+        -------
+        float
+            Mean peak signal-to-noise ratio in dB (higher is better), with
+            ``data_range`` as the peak.
+        """
+        from .metrics import psnr_per_sample
+
+        check_is_fitted(self)
+        reconstruction = self.transform(X)
+        y = check_array(y, allow_nd=True, ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.shape != reconstruction.shape:
+            raise ValueError(f"y has shape {y.shape}; expected {reconstruction.shape} "
+                             "(the reconstructions of X, in the layout of y in fit).")
+        return float(np.average(psnr_per_sample(y, reconstruction, data_range=self.data_range),
+                                weights=sample_weight))
+
+    # ---------------------------------------------------------- validation
+    def _check_fit_data(self, X, y):
+        X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
+        y = check_array(y, allow_nd=True, ensure_2d=False, dtype=[np.float64, np.float32],
+                        input_name="y")
+        if y.ndim < 2:
+            raise ValueError(f"y must have shape (n_samples, n_features) or (n_samples, "
+                             f"*signal_shape); got a {y.ndim}-D array of shape {y.shape}.")
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(f"X and y have different numbers of samples: {X.shape[0]} "
+                             f"and {y.shape[0]}.")
+        if y.ndim > 4:
+            raise ValueError(f"y must have at most 4 axes (n, C, H, W); got shape {y.shape}.")
+        if self.signal_shape is not None:
+            shape = tuple(self.signal_shape)
+            if not all(isinstance(s, Integral) and s > 0 for s in shape) or len(shape) > 3:
+                raise ValueError("signal_shape must be a tuple of 1 to 3 positive integers; "
+                                 f"got {self.signal_shape!r}.")
+            if int(np.prod(shape)) != int(np.prod(y.shape[1:])):
+                raise ValueError(f"signal_shape={shape} holds {int(np.prod(shape))} entries "
+                                 f"but each y sample has {int(np.prod(y.shape[1:]))}.")
+            y = y.reshape(len(y), *shape)
+        return X, y
+
+    def _check_measurements(self, X):
+        X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
+        expected = self.measurement_shape_
+        if X.shape[1:] != expected:
+            if X.ndim == 2 and X.shape[1] == self.n_features_in_:
+                return X.reshape(len(X), *expected)
+            raise ValueError(f"X has samples of shape {X.shape[1:]} ({int(np.prod(X.shape[1:]))} "
+                             f"features), but ReTuneRegularizer was fitted on measurements of "
+                             f"shape {expected} ({self.n_features_in_} features).")
+        return X
+
+    def _resolve_components(self):
+        operator = Identity() if self.operator in (None, "identity") else clone(self.operator)
+        regularizer = (WaveletL1() if self.regularizer in (None, "wavelet")
+                       else clone(self.regularizer))
+        return operator, regularizer
+
+    def _resolve_device(self):
+        if isinstance(self.device, str) and self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as error:
+            raise ValueError(f"device={self.device!r} is not a valid torch device "
+                             "('auto', 'cpu', 'cuda', 'cuda:1', ...).") from error
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} asks for CUDA, but torch sees no CUDA "
+                             "device here; use device='auto' or 'cpu'.")
+        return device
+
+    def _build_problem(self, y_shape, X_shape):
+        """Resolve components, shapes, device and the Lipschitz constant."""
+        operator, regularizer = self._resolve_components()
+        signal_shape = tuple(y_shape)
+        operator.check_signal_shape(signal_shape)
+        regularizer.check_signal_shape(signal_shape)
+        measurement_shape = tuple(operator.measurement_shape(signal_shape))
+        if tuple(X_shape) != measurement_shape:
+            raise ValueError(f"X has samples of shape {tuple(X_shape)}, but the operator maps "
+                             f"signals of shape {signal_shape} (from y) to measurements of "
+                             f"shape {measurement_shape}.")
+        model = ForwardBackward(operator, regularizer)
+        device, dtype = self._resolve_device(), _DTYPES[self.dtype]
+        lipschitz = model.lipschitz(signal_shape, device=device, dtype=torch.float64
+                                    if device.type == "cpu" else dtype)
+        if not lipschitz > 0:
+            raise ValueError("The operator is zero on these signals (‖A‖ = 0): nothing "
+                             "can be reconstructed.")
+        return _Problem(model, signal_shape, measurement_shape, device, dtype, lipschitz)
+
+    def _fitted_problem(self):
+        model = ForwardBackward(self.operator_, self.regularizer_)
+        return _Problem(model, self.signal_shape_, self.measurement_shape_,
+                        self._resolve_device(), _DTYPES[self.dtype], self.lipschitz_)
+
+    @staticmethod
+    def _to_tensor(array, problem):
+        return torch.as_tensor(np.ascontiguousarray(array), device=problem.device).to(
+            problem.dtype)
+
+    @staticmethod
+    def _step_logit(step_scale, problem):
+        p = torch.tensor(step_scale / 2, dtype=problem.dtype, device=problem.device)
+        return torch.log(p) - torch.log1p(-p)
+
+    def _initial_parameters(self, X_t, y_t, problem):
+        """Initial log-weights and step logit (leaf tensors)."""
+        n_weights = len(problem.model.regularizer.weight_names(problem.signal_shape))
+        if isinstance(self.init_weight, str):  # "auto"
+            with torch.no_grad():
+                noise_std = float((X_t - problem.model.operator.forward(y_t)).std())
+            scale = noise_std if noise_std > 0 else 1e-3 * max(float(y_t.std()), 1e-3)
+            init = np.full(n_weights, 0.1 * scale)
+        else:
+            init = np.broadcast_to(np.asarray(self.init_weight, dtype=np.float64), (n_weights,))
+            if not np.all(np.isfinite(init) & (init > 0)):
+                raise ValueError(f"init_weight must hold positive finite weights; got {init}.")
+        log_weights = torch.as_tensor(np.log(init), dtype=problem.dtype, device=problem.device)
+        return log_weights.clone(), self._step_logit(self.step_scale, problem)
+
+    def _residual(self, X_t, problem):
+        weights = torch.as_tensor(self.weights_, dtype=problem.dtype, device=problem.device)
+        stepsize = self.stepsize_
+        model = problem.model
+
+        def step(u):
+            return model.step(u, X_t, weights, stepsize)
+        u = restarted_solve(step, model.initial_point(X_t), self.K, self.T, "none")
+        return float(relative_residual(step, u).mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.single_output = False
+        tags.target_tags.multi_output = True
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
