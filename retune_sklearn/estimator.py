@@ -305,6 +305,48 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
                             implicit_max_iter=self.implicit_max_iter)
         return model.regularizer.synthesis(u)
 
+    def compute_hypergradient(self, X, y, hypergradient=None):
+        """Gradient of the training loss with respect to the log-weights.
+
+        No optimizer step is taken and the estimator is not modified. The
+        gradient is taken at the fitted weights if the estimator is fitted,
+        else at the initial weights ``fit`` would start from.
+
+        Parameters
+        ----------
+        X, y : array-like
+            Measurements and clean signals, as in :meth:`fit`.
+        hypergradient : {"jfb", "unrolled", "implicit"} or None, default=None
+            How to differentiate the solve; None uses ``self.hypergradient``.
+
+        Returns
+        -------
+        ndarray of shape (n_weights,)
+            ``∂ loss / ∂ log λ_g`` where ``loss`` is the mean squared error
+            over all samples of ``X`` (computed in chunks of ``batch_size``).
+        """
+        self._validate_params()
+        hypergradient = self.hypergradient if hypergradient is None else hypergradient
+        if hypergradient not in HYPERGRADIENTS:
+            raise ValueError(f"hypergradient must be one of {HYPERGRADIENTS}; "
+                             f"got {hypergradient!r}.")
+        X, y = self._check_fit_data(X, y)
+        problem = self._build_problem(y.shape[1:], X.shape[1:])
+        X_t, y_t = (self._to_tensor(a, problem) for a in (X, y))
+        if hasattr(self, "weights_"):
+            log_weights = torch.as_tensor(np.log(self.weights_), dtype=problem.dtype,
+                                          device=problem.device)
+            step_logit = self._step_logit(self.step_scale_, problem)
+        else:
+            log_weights, step_logit = self._initial_parameters(X_t, y_t, problem)
+        log_weights.requires_grad_(True)
+        for start in range(0, len(X_t), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, log_weights, step_logit,
+                                    hypergradient)
+            (loss * len(X_t[chunk]) / len(X_t)).backward()
+        return log_weights.grad.cpu().numpy().astype(np.float64)
+
     # ------------------------------------------------------------ inference
     def transform(self, X):
         """Reconstruct signals from measurements (``T * K`` iterations).
