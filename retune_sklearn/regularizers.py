@@ -16,6 +16,7 @@ Interface used by :mod:`retune_sklearn.solvers`:
 * ``penalty(u, weights)``: ``Σ_g weights[g] R_g(u)`` per sample.
 """
 
+import math
 import numbers
 
 import torch
@@ -23,7 +24,7 @@ import torch
 from ._params import ParameterObject
 from .wavelets import WaveletTransform
 
-__all__ = ["Regularizer", "WaveletL1", "soft_threshold"]
+__all__ = ["Regularizer", "WaveletL1", "Tikhonov", "TotalVariation", "soft_threshold"]
 
 
 def soft_threshold(u, threshold):
@@ -57,13 +58,21 @@ _WEIGHT_MODES = ("scalar", "level", "subband")
 
 
 class WaveletL1(Regularizer):
-    """Weighted ℓ1 norm of orthonormal wavelet coefficients.
+    """Weighted ℓ1 norm of wavelet coefficients (synthesis form).
 
-    ``R(x) = Σ_g λ_g ‖(W x)_g‖₁`` where ``W`` is an orthonormal periodized
-    discrete wavelet transform (2-D on the last two axes of images, 1-D for
-    1-D signals; channels of ``(C, H, W)`` images share the weights) and the
-    groups ``g`` are set by ``weights``. Its prox in the coefficient domain is
-    an exact soft-thresholding.
+    ``R(x) = Σ_g λ_g ‖u_g‖₁`` with ``x = W* u``, where ``W`` is an orthonormal
+    periodized discrete wavelet transform (2-D on the last two axes of
+    images, 1-D for 1-D signals; channels of ``(C, H, W)`` images share the
+    weights) and the groups ``g`` are set by ``weights``. Its prox in the
+    coefficient domain is an exact soft-thresholding.
+
+    With ``translation_invariant=True``, ``W`` stacks the transforms of the
+    ``n_shifts ** ndim`` circular shifts of the signal (cycle spinning),
+    scaled by ``1/√S``: a Parseval frame (``W* W = I``), redundant by ``S``.
+    The forward–backward iteration is then no longer exact after one step
+    for denoising, and its contraction factor on the coefficients is 1
+    (the synthesis data term is not strongly convex in ``u``): convergence
+    is sublinear, so use a larger ``K·T``.
 
     Parameters
     ----------
@@ -79,13 +88,21 @@ class WaveletL1(Regularizer):
     penalize_approximation : bool, default=True
         If False, the coarse approximation band is not penalized and gets no
         weight.
+    translation_invariant : bool, default=False
+        Use the cycle-spun Parseval frame instead of the orthonormal basis.
+    n_shifts : int, default=2
+        Shifts per axis of the translation-invariant frame (``0 .. n_shifts-1``
+        pixels); the frame has ``n_shifts ** ndim`` copies.
     """
 
-    def __init__(self, wavelet="db4", levels=3, weights="subband", penalize_approximation=True):
+    def __init__(self, wavelet="db4", levels=3, weights="subband", penalize_approximation=True,
+                 translation_invariant=False, n_shifts=2):
         self.wavelet = wavelet
         self.levels = levels
         self.weights = weights
         self.penalize_approximation = penalize_approximation
+        self.translation_invariant = translation_invariant
+        self.n_shifts = n_shifts
 
     def _transform(self, ndim):
         if self.weights not in _WEIGHT_MODES:
@@ -137,15 +154,42 @@ class WaveletL1(Regularizer):
         ndim = self._ndim(signal_shape)
         return list(self._groups(tuple(signal_shape[-ndim:]))[1])
 
+    def _shifts(self, ndim):
+        """The circular shifts of the translation-invariant frame."""
+        if not isinstance(self.n_shifts, numbers.Integral) or self.n_shifts < 1:
+            raise ValueError(f"WaveletL1 `n_shifts` must be a positive integer; "
+                             f"got {self.n_shifts!r}.")
+        grid = torch.cartesian_prod(*[torch.arange(self.n_shifts)] * ndim).reshape(-1, ndim)
+        return [tuple(int(v) for v in shift) for shift in grid]
+
+    def _signal_ndim(self, u):
+        """Spatial axes of the signal behind coefficients ``u``."""
+        return self._ndim(u.shape[2:] if self.translation_invariant else u.shape[1:])
+
     def analysis(self, x):
-        return self._transform(self._ndim(x.shape[1:])).forward(x)
+        ndim = self._ndim(x.shape[1:])
+        transform = self._transform(ndim)
+        if not self.translation_invariant:
+            return transform.forward(x)
+        axes = tuple(range(-ndim, 0))
+        shifted = torch.stack([torch.roll(x, s, axes) for s in self._shifts(ndim)], dim=1)
+        return transform.forward(shifted) / len(self._shifts(ndim)) ** 0.5
 
     def synthesis(self, u):
-        return self._transform(self._ndim(u.shape[1:])).inverse(u)
+        ndim = self._signal_ndim(u)
+        transform = self._transform(ndim)
+        if not self.translation_invariant:
+            return transform.inverse(u)
+        axes = tuple(range(-ndim, 0))
+        shifts = self._shifts(ndim)
+        copies = transform.inverse(u)
+        unshifted = [torch.roll(copies[:, i], tuple(-v for v in s), axes)
+                     for i, s in enumerate(shifts)]
+        return torch.stack(unshifted).sum(dim=0) / len(shifts) ** 0.5
 
     def _coefficient_weights(self, u, weights):
         """Broadcast per-group ``weights`` to a map of ``u``'s spatial shape."""
-        ndim = self._ndim(u.shape[1:])
+        ndim = self._signal_ndim(u)
         index, _ = self._groups(tuple(u.shape[-ndim:]))
         index = self._cached(("index", index.shape, str(u.device)), lambda: index.to(u.device))
         padded = torch.cat([weights, weights.new_zeros(1)])  # index -1 -> weight 0
@@ -163,3 +207,154 @@ def _renumber(group_of):
     """Renumber non-negative group ids to 0..G-1, keeping their order."""
     kept = sorted({g for g in group_of if g >= 0})
     return [kept.index(g) if g >= 0 else -1 for g in group_of]
+
+
+def _difference_axes(x, n_signal_axes):
+    """Axes of finite differences: the last axis of 1-D signals, else the last two."""
+    return (-1,) if n_signal_axes == 1 else (-2, -1)
+
+
+def _gradient(x, axes):
+    """Forward differences with periodic boundary, stacked on a new axis 1."""
+    return torch.stack([torch.roll(x, -1, axis) - x for axis in axes], dim=1)
+
+
+def _gradient_adjoint(q, axes):
+    """Adjoint of :func:`_gradient` (minus a periodic divergence)."""
+    return sum(torch.roll(q[:, i], 1, axis) - q[:, i] for i, axis in enumerate(axes))
+
+
+class Tikhonov(Regularizer):
+    """Quadratic regularizer ``λ/2 ‖D x‖²`` with one learnable weight.
+
+    Parameters
+    ----------
+    order : {0, 1}, default=0
+        0: ``D = I`` (ridge on the signal); 1: ``D`` = periodic forward
+        differences along the signal's axes (smoothness).
+
+    Notes
+    -----
+    Smooth and strongly convex for ``order=0`` (or for ``order=1`` when ``A``
+    keeps constants), so forward–backward contracts and the minimizer has the
+    closed form ``(AᵀA + λ DᵀD)⁻¹ Aᵀ y``. The prox is exact: a division in
+    the Fourier domain, where periodic ``DᵀD`` is diagonal.
+    """
+
+    def __init__(self, order=0):
+        self.order = order
+
+    def check_signal_shape(self, signal_shape):
+        if self.order not in (0, 1):
+            raise ValueError(f"Tikhonov `order` must be 0 or 1; got {self.order!r}.")
+
+    def weight_names(self, signal_shape):
+        self.check_signal_shape(signal_shape)
+        return ["tikhonov"]
+
+    def _laplacian_symbol(self, x):
+        """Eigenvalues of periodic ``DᵀD`` on the rFFT grid of ``x``."""
+        axes = _difference_axes(x, len(x.shape[1:]))
+        shape = tuple(x.shape[a] for a in axes)
+
+        def build():
+            symbol = 0
+            for i, n in enumerate(shape):
+                last = i == len(shape) - 1  # rfftn halves the last axis only
+                freq = (torch.fft.rfftfreq if last else torch.fft.fftfreq)(n, dtype=torch.float64)
+                eig = 2 - 2 * torch.cos(2 * torch.pi * freq)
+                symbol = symbol + eig.reshape((-1,) + (1,) * (len(shape) - 1 - i))
+            return symbol
+        return self._cached(("symbol", shape), build).to(device=x.device, dtype=x.dtype), axes
+
+    def prox(self, u, thresholds):
+        if self.order == 0:
+            return u / (1 + thresholds[0])
+        symbol, axes = self._laplacian_symbol(u)
+        spectrum = torch.fft.rfftn(u, dim=axes) / (1 + thresholds[0] * symbol)
+        return torch.fft.irfftn(spectrum, s=tuple(u.shape[a] for a in axes), dim=axes)
+
+    def penalty(self, u, weights):
+        if self.order == 0:
+            return 0.5 * weights[0] * u.flatten(1).pow(2).sum(dim=1)
+        axes = _difference_axes(u, len(u.shape[1:]))
+        return 0.5 * weights[0] * _gradient(u, axes).flatten(1).pow(2).sum(dim=1)
+
+
+class TotalVariation(Regularizer):
+    """Total variation ``Σ_g λ_g TV_g(x)`` with periodic boundary.
+
+    Parameters
+    ----------
+    weights : {"scalar", "direction"}, default="scalar"
+        One weight, or one per axis (horizontal/vertical; anisotropic only).
+    isotropic : bool, default=True
+        Isotropic TV ``λ Σ_p ‖(∇x)_p‖₂`` or anisotropic ``Σ_axis λ_axis ‖∇_axis x‖₁``.
+    n_inner : int, default=20
+        Iterations of the inner prox solver.
+
+    Notes
+    -----
+    The prox has no closed form. It is computed by ``n_inner`` steps of
+    accelerated projected gradient on the dual (Beck & Teboulle's FGP, step
+    ``1/‖D‖²``), started
+    from zero at every call, so one forward–backward step is a fixed,
+    differentiable map of its input. The inner solve is inexact: the map is
+    then only approximately firmly non-expansive, and contraction of the
+    outer iteration comes from the data term alone (strongly convex
+    ``½‖Ax − y‖²``, e.g. denoising, contracts with factor ``|1 − τμ|``).
+    Increase ``n_inner`` for a more exact prox.
+    """
+
+    def __init__(self, weights="scalar", isotropic=True, n_inner=20):
+        self.weights = weights
+        self.isotropic = isotropic
+        self.n_inner = n_inner
+
+    def check_signal_shape(self, signal_shape):
+        if self.weights not in ("scalar", "direction"):
+            raise ValueError("TotalVariation `weights` must be 'scalar' or 'direction'; "
+                             f"got {self.weights!r}.")
+        if self.weights == "direction" and (self.isotropic or len(signal_shape) == 1):
+            raise ValueError("TotalVariation(weights='direction') needs isotropic=False "
+                             "and 2-D images.")
+        if not isinstance(self.n_inner, numbers.Integral) or self.n_inner < 1:
+            raise ValueError(f"TotalVariation `n_inner` must be a positive integer; "
+                             f"got {self.n_inner!r}.")
+
+    def weight_names(self, signal_shape):
+        self.check_signal_shape(signal_shape)
+        return ["horizontal", "vertical"] if self.weights == "direction" else ["tv"]
+
+    def _radii(self, thresholds, q):
+        """Per-axis bound of the dual variable, broadcast to ``q``."""
+        radii = thresholds if self.weights == "direction" else thresholds.expand(q.shape[1])
+        return radii.reshape((1, -1) + (1,) * (q.dim() - 2))
+
+    def _project(self, q, radii):
+        if not self.isotropic:
+            return torch.maximum(torch.minimum(q, radii), -radii)
+        norm = q.pow(2).sum(dim=1, keepdim=True).sqrt()
+        return q * (radii / torch.maximum(norm, radii))
+
+    def prox(self, u, thresholds):
+        axes = _difference_axes(u, len(u.shape[1:]))
+        step = 1.0 / (4 * len(axes))  # 1 / ‖D‖², ‖D‖² ≤ 4 per axis
+        q = torch.zeros((u.shape[0], len(axes), *u.shape[1:]), dtype=u.dtype, device=u.device)
+        radii = self._radii(thresholds, q)
+        extrapolated, t = q, 1.0
+        for _ in range(self.n_inner):  # FISTA on the dual (Beck & Teboulle's FGP)
+            q_next = self._project(
+                extrapolated + step * _gradient(u - _gradient_adjoint(extrapolated, axes), axes),
+                radii)
+            t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+            extrapolated = q_next + ((t - 1) / t_next) * (q_next - q)
+            q, t = q_next, t_next
+        return u - _gradient_adjoint(q, axes)
+
+    def penalty(self, u, weights):
+        axes = _difference_axes(u, len(u.shape[1:]))
+        grad = _gradient(u, axes)
+        if self.isotropic:
+            return weights[0] * grad.pow(2).sum(dim=1).sqrt().flatten(1).sum(dim=1)
+        return (self._radii(weights, grad) * grad.abs()).flatten(1).sum(dim=1)
