@@ -11,16 +11,54 @@ from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted
 
-from .metrics import psnr
-from .operators import Identity
+from .operators import Identity, check_adjoint
 from .regularizers import WaveletL1
 from .solvers import HYPERGRADIENTS, ForwardBackward, relative_residual, restarted_solve
 
 __all__ = ["ReTuneRegularizer"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+#: Cap on ``K * T``, the iterations of one solve: above it a solve of even a
+#: small batch takes hours, which is almost certainly a typo (K=10**6).
+MAX_ITERATIONS = 10**6
+
+
+class _Diverged(Exception):
+    """Raised inside the training loop when a loss, gradient or weight is not finite."""
+
+
+def _check_data(data, name, *, ensure_2d=True):
+    """``check_array`` with errors that name the argument and what was expected.
+
+    Real numbers (float, integer, boolean, object arrays of numbers) are
+    accepted; integers and booleans become float64. Torch tensors on any
+    device are converted with ``.detach().cpu().numpy()``.
+    """
+    if torch.is_tensor(data):
+        data = data.detach().cpu().numpy()
+    array = np.asarray(data)
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{name} must hold real numbers; got an object array with "
+                            f"non-numeric entries ({error}).") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (float, integer or boolean); got "
+                        f"dtype {array.dtype}. Pass the real part, magnitude or decoded "
+                        "values explicitly.")
+    if array.ndim < 1 + ensure_2d:
+        raise ValueError(f"{name} must have shape (n_samples, n_features) or (n_samples, "
+                         f"*shape): the first axis indexes samples. Got a {array.ndim}-D "
+                         f"array of shape {array.shape}; reshape one sample as {name}[None].")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}); need at least one sample "
+                         "with at least one entry.")
+    return check_array(array, allow_nd=True, ensure_2d=ensure_2d, copy=False,
+                       dtype=[np.float64, np.float32], input_name=name)
 
 
 @dataclass
@@ -122,7 +160,10 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
     loss_curve_ : list of float
         Mean training loss (MSE) of each epoch.
     converged_ : bool
-        False if the fit diverged (non-finite loss or weights) and was stopped.
+        False if the fit stopped early: it diverged (non-finite loss,
+        hypergradient or weights; a ``ConvergenceWarning`` says so) or was
+        interrupted (``KeyboardInterrupt``; a ``UserWarning`` says so). The
+        weights are then those of the best epoch so far.
     fixed_point_residual_ : float
         Mean relative residual ``‖φ(u) − u‖ / ‖u‖`` after ``T * K``
         iterations on (up to ``batch_size``) training samples with the learned
@@ -134,6 +175,36 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
     n_features_in_ : int
         Number of entries of one measurement ``X_i``.
     operator_, regularizer_ : fitted copies of ``operator`` and ``regularizer``.
+
+    Notes
+    -----
+    Input checks (see ``docs/troubleshooting.md``): ``X`` and ``y`` must be
+    finite real arrays with the samples on axis 0; integer and boolean arrays
+    are converted to float64, complex, string and non-numeric object arrays
+    raise ``TypeError``. Torch tensors are accepted (copied to the CPU).
+    Inputs are never modified. ``K * T`` is capped at ``MAX_ITERATIONS``
+    (10**6). The operator's adjoint is checked by a dot test
+    (:func:`~retune_sklearn.operators.check_adjoint`) at ``fit``. Invalid
+    input raises before any fitted attribute changes.
+
+    Faults: a non-finite loss, hypergradient or weight (over/underflow of the
+    log-weights) stops the fit, restores the weights of the best epoch so far
+    and sets ``converged_ = False`` with a ``ConvergenceWarning``.
+    ``KeyboardInterrupt`` during training does the same with a
+    ``UserWarning`` and ``fit`` returns normally (inside a search, Ctrl-C
+    therefore ends only the current fit). ``transform`` raises
+    ``ValueError`` rather than return non-finite reconstructions.
+
+    Reproducibility: on the CPU, the same ``random_state`` (an int) and the
+    same data give bitwise identical ``weights_`` and outputs, for the same
+    torch version and thread count. On CUDA, ``index_add`` (wavelet
+    synthesis) and the backward of the convolutions accumulate with atomic
+    additions in an unspecified order, and cuFFT may choose different
+    algorithms, so results agree only to round-off; set
+    ``torch.use_deterministic_algorithms(True)`` (and
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8``) for run-to-run determinism on one
+    GPU, at some speed cost. Results differ between CPU and GPU and between
+    GPU models.
 
     Examples
     --------
@@ -218,33 +289,58 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         -------
         self : ReTuneRegularizer
             The fitted estimator.
+
+        Raises
+        ------
+        ValueError, TypeError
+            On invalid parameters or data (see ``docs/troubleshooting.md``),
+            before any fitted attribute changes.
+
+        Warns
+        -----
+        ConvergenceWarning
+            If training diverged: it stopped with the best epoch's weights.
+        UserWarning
+            If training was interrupted by ``KeyboardInterrupt``: ``fit``
+            returns normally with the best epoch's weights.
         """
-        self._validate_params()
-        X, y = self._check_fit_data(X, y)
-        problem = self._build_problem(y.shape[1:], X.shape[1:])
-        X_t, y_t = (self._to_tensor(a, problem) for a in (X, y))
+        X, y, problem, X_t, y_t = self._prepare_fit(X, y)
         log_weights, step_logit = self._initial_parameters(X_t, y_t, problem)
 
         loss_curve, converged = self._train(X_t, y_t, problem, log_weights, step_logit)
 
-        self.operator_, self.regularizer_ = problem.model.operator, problem.model.regularizer
-        self.weights_ = log_weights.detach().exp().cpu().numpy().astype(np.float64)
-        self.weight_names_ = problem.model.regularizer.weight_names(problem.signal_shape)
-        self.step_scale_ = float(2 * torch.sigmoid(step_logit.detach()))
-        self.lipschitz_ = problem.lipschitz
-        self.stepsize_ = self.step_scale_ / problem.lipschitz
-        self.loss_curve_ = loss_curve
-        self.n_iter_ = len(loss_curve)
-        self.converged_ = converged
-        self.signal_shape_ = problem.signal_shape
-        self.measurement_shape_ = problem.measurement_shape
-        self.n_features_in_ = int(np.prod(X.shape[1:]))
-        self._y_sample_shape = y.shape[1:] if self.signal_shape is None else (y.shape[1],)
-        self.fixed_point_residual_ = self._residual(X_t[: self.batch_size], problem)
+        # Everything is computed first and assigned at once, so that a failure
+        # (or Ctrl-C) before this point leaves a previous fit intact.
+        weights = log_weights.detach().exp()
+        step_scale = float(2 * torch.sigmoid(step_logit.detach()))
+        residual = self._residual(X_t[: self.batch_size], problem, weights,
+                                  step_scale / problem.lipschitz)
+        vars(self).update(
+            operator_=problem.model.operator,
+            regularizer_=problem.model.regularizer,
+            weights_=weights.cpu().numpy().astype(np.float64),
+            weight_names_=problem.model.regularizer.weight_names(problem.signal_shape),
+            step_scale_=step_scale,
+            lipschitz_=problem.lipschitz,
+            stepsize_=step_scale / problem.lipschitz,
+            loss_curve_=loss_curve,
+            n_iter_=len(loss_curve),
+            converged_=converged,
+            signal_shape_=problem.signal_shape,
+            measurement_shape_=problem.measurement_shape,
+            n_features_in_=int(np.prod(X.shape[1:])),
+            _y_sample_shape=y.shape[1:],  # transform returns y's layout
+            fixed_point_residual_=residual,
+        )
         return self
 
     def _train(self, X_t, y_t, problem, log_weights, step_logit):
-        """Adam on the log-weights; returns (loss per epoch, converged)."""
+        """Adam on the log-weights; returns (loss per epoch, converged).
+
+        On divergence or ``KeyboardInterrupt`` the parameters of the best
+        epoch so far (the initial ones if no epoch finished) are restored in
+        place, with a warning, and ``converged`` is False.
+        """
         parameters = [p for p, learn in ((log_weights, self.learn_weights),
                                          (step_logit, self.learn_step_size)) if learn]
         if not parameters:
@@ -255,39 +351,64 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         best = (math.inf, log_weights.detach().clone(), step_logit.detach().clone())
         loss_curve = []
-        n = len(X_t)
-        for epoch in range(self.max_epochs):
-            order = rng.permutation(n) if self.shuffle else np.arange(n)
-            total = 0.0
-            for start in range(0, n, self.batch_size):
-                batch = torch.as_tensor(order[start:start + self.batch_size], device=X_t.device)
-                optimizer.zero_grad()
-                loss = self._batch_loss(X_t[batch], y_t[batch], problem, log_weights,
-                                        step_logit, self.hypergradient)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(batch)
-            epoch_loss = total / n
-            if not (math.isfinite(epoch_loss) and torch.isfinite(log_weights).all()
-                    and torch.isfinite(step_logit)):
-                self._warn_divergence(epoch)
-                with torch.no_grad():
-                    log_weights.copy_(best[1])
-                    step_logit.copy_(best[2])
-                return loss_curve, False
-            loss_curve.append(epoch_loss)
-            if epoch_loss < best[0]:
-                best = (epoch_loss, log_weights.detach().clone(), step_logit.detach().clone())
-            if self.verbose:
-                print(f"[ReTuneRegularizer] epoch {epoch + 1}/{self.max_epochs} "
-                      f"loss={epoch_loss:.6g}")
-        return loss_curve, True
+        try:
+            for epoch in range(self.max_epochs):
+                order = rng.permutation(len(X_t)) if self.shuffle else np.arange(len(X_t))
+                epoch_loss = self._train_epoch(X_t, y_t, problem, log_weights, step_logit,
+                                               optimizer, order)
+                loss_curve.append(epoch_loss)
+                if epoch_loss < best[0]:
+                    best = (epoch_loss, log_weights.detach().clone(),
+                            step_logit.detach().clone())
+                if self.verbose:
+                    print(f"[ReTuneRegularizer] epoch {epoch + 1}/{self.max_epochs} "
+                          f"loss={epoch_loss:.6g}")
+            return loss_curve, True
+        except _Diverged as error:
+            warnings.warn(f"ReTuneRegularizer diverged at epoch {len(loss_curve) + 1}: {error}. "
+                          "The weights of the best epoch so far were restored and converged_ "
+                          f"is False. Lower learning_rate (now {self.learning_rate:g}) or "
+                          f"step_scale (now {self.step_scale:g}), or rescale X and y.",
+                          ConvergenceWarning, stacklevel=3)
+        except KeyboardInterrupt:
+            # As skorch does: Ctrl-C ends training, not the fit, so that hours of
+            # training are not thrown away.
+            warnings.warn(f"ReTuneRegularizer.fit interrupted (KeyboardInterrupt) during "
+                          f"epoch {len(loss_curve) + 1}/{self.max_epochs}; keeping the "
+                          "weights of the best epoch so far (converged_ is False).",
+                          UserWarning, stacklevel=3)
+        with torch.no_grad():
+            log_weights.copy_(best[1])
+            step_logit.copy_(best[2])
+        return loss_curve, False
 
-    def _warn_divergence(self, epoch):
-        warnings.warn(f"ReTuneRegularizer diverged at epoch {epoch + 1} (non-finite loss or "
-                      "weights); the weights of the best epoch so far were restored and "
-                      "converged_ is False. Lower learning_rate or step_scale.",
-                      ConvergenceWarning, stacklevel=3)
+    def _train_epoch(self, X_t, y_t, problem, log_weights, step_logit, optimizer, order):
+        """Adam steps over one pass of ``order``; returns the mean batch loss.
+
+        Raises ``_Diverged`` before a non-finite loss or gradient reaches the
+        weights (or Adam's moments), and when a weight over- or underflows.
+        """
+        parameters = optimizer.param_groups[0]["params"]
+        total = 0.0
+        for start in range(0, len(order), self.batch_size):
+            batch = torch.as_tensor(order[start:start + self.batch_size], device=X_t.device)
+            optimizer.zero_grad()
+            loss = self._batch_loss(X_t[batch], y_t[batch], problem, log_weights,
+                                    step_logit, self.hypergradient)
+            if not torch.isfinite(loss):
+                raise _Diverged(f"the training loss became {float(loss.detach())}")
+            loss.backward()
+            if not all(torch.isfinite(p.grad).all() for p in parameters):
+                raise _Diverged("the hypergradient became non-finite")
+            optimizer.step()
+            weights = log_weights.detach().exp()
+            if not (torch.isfinite(weights).all() and (weights > 0).all()
+                    and torch.isfinite(step_logit)):
+                extreme = float(log_weights.detach().abs().max())
+                raise _Diverged(f"the weights over- or underflowed (a log-weight reached "
+                                f"±{extreme:.3g})")
+            total += float(loss.detach()) * len(batch)
+        return total / len(order)
 
     def _batch_loss(self, X_b, y_b, problem, log_weights, step_logit, hypergradient):
         reconstruction = self._solve(X_b, problem, log_weights.exp(), step_logit, hypergradient)
@@ -325,14 +446,11 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
             ``∂ loss / ∂ log λ_g`` where ``loss`` is the mean squared error
             over all samples of ``X`` (computed in chunks of ``batch_size``).
         """
-        self._validate_params()
         hypergradient = self.hypergradient if hypergradient is None else hypergradient
         if hypergradient not in HYPERGRADIENTS:
             raise ValueError(f"hypergradient must be one of {HYPERGRADIENTS}; "
                              f"got {hypergradient!r}.")
-        X, y = self._check_fit_data(X, y)
-        problem = self._build_problem(y.shape[1:], X.shape[1:])
-        X_t, y_t = (self._to_tensor(a, problem) for a in (X, y))
+        _, _, problem, X_t, y_t = self._prepare_fit(X, y)
         if hasattr(self, "weights_"):
             log_weights = torch.as_tensor(np.log(self.weights_), dtype=problem.dtype,
                                           device=problem.device)
@@ -362,20 +480,28 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
             Reconstructions, with the dtype of ``X`` (float64 for non-float X).
         """
         check_is_fitted(self)
+        self._check_params()
         X = self._check_measurements(X)
         problem = self._fitted_problem()
-        X_t = self._to_tensor(X, problem)
         weights = torch.as_tensor(self.weights_, dtype=problem.dtype, device=problem.device)
         step_logit = self._step_logit(self.step_scale_, problem)
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, len(X_t), self.batch_size):
-                x_hat = self._solve(X_t[start:start + self.batch_size], problem, weights,
-                                    step_logit, "none")
-                chunks.append(x_hat.cpu().numpy())
         out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        return np.concatenate(chunks).reshape(len(X), *self._y_sample_shape).astype(
-            out_dtype, copy=False)
+        out = np.empty((len(X), *self._y_sample_shape), dtype=out_dtype)
+        # Chunk by chunk (tensors and all) so that memory beyond the output is
+        # bounded by batch_size, whatever len(X).
+        n_bad = 0
+        with torch.no_grad():
+            for start in range(0, len(X), self.batch_size):
+                chunk = slice(start, start + self.batch_size)
+                x_hat = self._solve(self._to_tensor(X[chunk], problem), problem, weights,
+                                    step_logit, "none")
+                n_bad += int((~torch.isfinite(x_hat.flatten(1)).all(dim=1)).sum())
+                out[chunk] = x_hat.cpu().numpy().reshape(out[chunk].shape)
+        if n_bad:
+            raise ValueError(f"transform produced non-finite reconstructions for {n_bad} of "
+                             f"{len(X)} samples (weights_={self.weights_}). Check that X is "
+                             f"of a moderate scale for dtype={self.dtype!r}, or refit.")
+        return out
 
     def predict(self, X):
         """Alias of :meth:`transform` (reconstructions)."""
@@ -402,19 +528,45 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         from .metrics import psnr_per_sample
 
         check_is_fitted(self)
+        # Cheap checks of y first, so that a wrong y fails before the solves.
+        n_samples = len(self._check_measurements(X))
+        y = _check_data(y, "y", ensure_2d=False)
+        expected = (n_samples, *self._y_sample_shape)
+        if y.shape != expected:
+            raise ValueError(f"y has shape {y.shape}; expected {expected} (one signal per "
+                             "sample of X, in the layout of y in fit).")
+        sample_weight = _check_sample_weight(sample_weight, y, ensure_non_negative=True)
         reconstruction = self.transform(X)
-        y = check_array(y, allow_nd=True, ensure_2d=False, dtype=np.float64, input_name="y")
-        if y.shape != reconstruction.shape:
-            raise ValueError(f"y has shape {y.shape}; expected {reconstruction.shape} "
-                             "(the reconstructions of X, in the layout of y in fit).")
         return float(np.average(psnr_per_sample(y, reconstruction, data_range=self.data_range),
                                 weights=sample_weight))
 
     # ---------------------------------------------------------- validation
+    def _prepare_fit(self, X, y):
+        """Validate parameters and data; return arrays, problem and tensors.
+
+        ``X`` is returned in the operator's measurement shape and ``y`` as
+        given; the tensors hold measurements and structured signals.
+        """
+        self._check_params()
+        X, y = self._check_fit_data(X, y)
+        problem = self._build_problem(self._signal_shape(y), X.shape[1:])
+        # Flat layouts are allowed; the model works on the structured shapes.
+        X = X.reshape(len(X), *problem.measurement_shape)
+        y_signals = y.reshape(len(y), *problem.signal_shape)
+        X_t, y_t = (self._to_tensor(a, problem) for a in (X, y_signals))
+        return X, y, problem, X_t, y_t
+
+    def _check_params(self):
+        """``_validate_params`` plus the constraints that involve several parameters."""
+        self._validate_params()
+        if self.K * self.T > MAX_ITERATIONS:
+            raise ValueError(f"K={self.K} and T={self.T} ask for K * T = {self.K * self.T} "
+                             f"iterations per solve; at most {MAX_ITERATIONS:.0e} are allowed "
+                             "(such a solve would take hours). Lower K or T.")
+
     def _check_fit_data(self, X, y):
-        X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
-        y = check_array(y, allow_nd=True, ensure_2d=False, dtype=[np.float64, np.float32],
-                        input_name="y")
+        X = _check_data(X, "X")
+        y = _check_data(y, "y", ensure_2d=False)
         if y.ndim < 2:
             raise ValueError(f"y must have shape (n_samples, n_features) or (n_samples, "
                              f"*signal_shape); got a {y.ndim}-D array of shape {y.shape}.")
@@ -423,19 +575,23 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
                              f"and {y.shape[0]}.")
         if y.ndim > 4:
             raise ValueError(f"y must have at most 4 axes (n, C, H, W); got shape {y.shape}.")
-        if self.signal_shape is not None:
-            shape = tuple(self.signal_shape)
-            if not all(isinstance(s, Integral) and s > 0 for s in shape) or len(shape) > 3:
-                raise ValueError("signal_shape must be a tuple of 1 to 3 positive integers; "
-                                 f"got {self.signal_shape!r}.")
-            if int(np.prod(shape)) != int(np.prod(y.shape[1:])):
-                raise ValueError(f"signal_shape={shape} holds {int(np.prod(shape))} entries "
-                                 f"but each y sample has {int(np.prod(y.shape[1:]))}.")
-            y = y.reshape(len(y), *shape)
         return X, y
 
+    def _signal_shape(self, y):
+        """Shape of one signal: ``signal_shape`` if given, else y's sample shape."""
+        if self.signal_shape is None:
+            return y.shape[1:]
+        shape = tuple(self.signal_shape)
+        if not all(isinstance(s, Integral) and s > 0 for s in shape) or not 1 <= len(shape) <= 3:
+            raise ValueError("signal_shape must be a tuple of 1 to 3 positive integers; "
+                             f"got {self.signal_shape!r}.")
+        if int(np.prod(shape)) != int(np.prod(y.shape[1:])):
+            raise ValueError(f"signal_shape={shape} holds {int(np.prod(shape))} entries "
+                             f"but each y sample has {int(np.prod(y.shape[1:]))}.")
+        return shape
+
     def _check_measurements(self, X):
-        X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
+        X = _check_data(X, "X")
         expected = self.measurement_shape_
         if X.shape[1:] != expected:
             if X.ndim == 2 and X.shape[1] == self.n_features_in_:
@@ -462,6 +618,9 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r} asks for CUDA, but torch sees no CUDA "
                              "device here; use device='auto' or 'cpu'.")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"device={self.device!r}: torch sees only "
+                             f"{torch.cuda.device_count()} CUDA device(s).")
         return device
 
     def _build_problem(self, y_shape, X_shape):
@@ -471,14 +630,16 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         operator.check_signal_shape(signal_shape)
         regularizer.check_signal_shape(signal_shape)
         measurement_shape = tuple(operator.measurement_shape(signal_shape))
-        if tuple(X_shape) != measurement_shape:
+        flat = (int(np.prod(measurement_shape)),)
+        if tuple(X_shape) not in (measurement_shape, flat):
             raise ValueError(f"X has samples of shape {tuple(X_shape)}, but the operator maps "
                              f"signals of shape {signal_shape} (from y) to measurements of "
                              f"shape {measurement_shape}.")
         model = ForwardBackward(operator, regularizer)
         device, dtype = self._resolve_device(), _DTYPES[self.dtype]
-        lipschitz = model.lipschitz(signal_shape, device=device, dtype=torch.float64
-                                    if device.type == "cpu" else dtype)
+        check_dtype = torch.float64 if device.type == "cpu" else dtype
+        check_adjoint(operator, signal_shape, device=device, dtype=check_dtype)
+        lipschitz = model.lipschitz(signal_shape, device=device, dtype=check_dtype)
         if not lipschitz > 0:
             raise ValueError("The operator is zero on these signals (‖A‖ = 0): nothing "
                              "can be reconstructed.")
@@ -491,8 +652,9 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
 
     @staticmethod
     def _to_tensor(array, problem):
-        return torch.as_tensor(np.ascontiguousarray(array), device=problem.device).to(
-            problem.dtype)
+        # torch wants writable memory (it warns on read-only arrays): copy those.
+        array = np.require(array, requirements=["C", "W"])
+        return torch.as_tensor(array, device=problem.device).to(problem.dtype)
 
     @staticmethod
     def _step_logit(step_scale, problem):
@@ -501,22 +663,31 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
 
     def _initial_parameters(self, X_t, y_t, problem):
         """Initial log-weights and step logit (leaf tensors)."""
-        n_weights = len(problem.model.regularizer.weight_names(problem.signal_shape))
+        names = problem.model.regularizer.weight_names(problem.signal_shape)
+        n_weights = len(names)
         if isinstance(self.init_weight, str):  # "auto"
             with torch.no_grad():
                 noise_std = float((X_t - problem.model.operator.forward(y_t)).std())
             scale = noise_std if noise_std > 0 else 1e-3 * max(float(y_t.std()), 1e-3)
             init = np.full(n_weights, 0.1 * scale)
         else:
-            init = np.broadcast_to(np.asarray(self.init_weight, dtype=np.float64), (n_weights,))
+            init = np.asarray(self.init_weight, dtype=np.float64)
+            if init.ndim > 1 or init.size not in (1, n_weights):
+                raise ValueError(f"init_weight must be a number or hold one weight per name "
+                                 f"in weight_names_ ({n_weights}: {names}); got shape "
+                                 f"{init.shape}.")
+            init = np.broadcast_to(init, (n_weights,))
             if not np.all(np.isfinite(init) & (init > 0)):
                 raise ValueError(f"init_weight must hold positive finite weights; got {init}.")
         log_weights = torch.as_tensor(np.log(init), dtype=problem.dtype, device=problem.device)
+        weights = log_weights.exp()
+        if not (torch.isfinite(weights).all() and (weights > 0).all()):
+            raise ValueError(f"init_weight={self.init_weight!r} over- or underflows in "
+                             f"dtype={self.dtype!r}; rescale X and y or use float64.")
         return log_weights.clone(), self._step_logit(self.step_scale, problem)
 
-    def _residual(self, X_t, problem):
-        weights = torch.as_tensor(self.weights_, dtype=problem.dtype, device=problem.device)
-        stepsize = self.stepsize_
+    def _residual(self, X_t, problem, weights, stepsize):
+        """Mean relative fixed-point residual after ``T * K`` steps."""
         model = problem.model
 
         def step(u):
