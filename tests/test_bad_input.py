@@ -1,0 +1,257 @@
+"""Bad input: one row per case, each naming the argument and what was expected.
+
+Every failing call runs on a fitted estimator, which must come out with the
+same fitted attributes and still transform as before. The same table is in
+``docs/troubleshooting.md`` (checked below).
+"""
+
+import copy
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from retune_sklearn import ReTuneRegularizer
+from retune_sklearn.metrics import psnr
+from retune_sklearn.operators import Blur, Identity, Inpainting
+from retune_sklearn.regularizers import WaveletL1
+
+RNG = np.random.default_rng(0)
+Y = RNG.random((8, 16, 16))
+X = Y + 0.1 * RNG.standard_normal(Y.shape)
+PARAMS = dict(regularizer=WaveletL1("haar", levels=2), K=2, T=2, max_epochs=2, batch_size=4,
+              random_state=0)
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny tensors: threads only add overhead, and stall on a busy machine."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A fitted estimator and its reconstructions of X."""
+    est = ReTuneRegularizer(**PARAMS).fit(X, Y)
+    return est, est.transform(X)
+
+
+class AdjointIsForwardBlur(Blur):
+    """A blur whose "adjoint" forgets to flip the kernel."""
+
+    def adjoint(self, z):
+        return self.forward(z)
+
+
+class ScaledAdjointIdentity(Identity):
+    def adjoint(self, z):
+        return 2 * z
+
+
+class CroppingIdentity(Identity):
+    """Claims to keep the shape but crops: forward disagrees with measurement_shape."""
+
+    def forward(self, x):
+        return x[..., 1:]
+
+
+def fit_with(X_=X, Y_=Y, **params):
+    return lambda est: est.set_params(**params).fit(X_, Y_)
+
+
+def with_nan(a, value=np.nan):
+    a = a.copy()
+    a[3, 4, 5] = value
+    return a
+
+
+ASYMMETRIC = np.arange(1.0, 10.0).reshape(3, 3) / 45
+HUGE = 10**6
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+
+CASES = [
+    # --- X and y at fit
+    ("fit-nan-X", fit_with(X_=with_nan(X)), ValueError, "Input X contains NaN"),
+    ("fit-inf-y", fit_with(Y_=with_nan(Y, np.inf)), ValueError, "Input y contains infinity"),
+    ("fit-empty", fit_with(X_=X[:0], Y_=Y[:0]), ValueError, "X is empty"),
+    ("fit-n-samples-mismatch", fit_with(X_=X[:5]), ValueError,
+     "X and y have different numbers of samples: 5 and 8"),
+    ("fit-X-1d", fit_with(X_=X[0, 0]), ValueError, "X must have shape (n_samples"),
+    ("fit-y-1d", fit_with(Y_=Y[:, 0, 0]), ValueError, "y must have shape (n_samples"),
+    ("fit-X-5d", fit_with(X_=X[:, None, None]), ValueError,
+     "X has samples of shape (1, 1, 16, 16), but the operator maps"),
+    ("fit-y-5d", fit_with(X_=X[:, None, None], Y_=Y[:, None, None]), ValueError,
+     "y must have at most 4 axes"),
+    ("fit-X-shape-vs-operator", fit_with(X_=X[:, :8, :8]), ValueError,
+     "X has samples of shape (8, 8), but the operator maps signals of shape (16, 16)"),
+    ("fit-complex-X", fit_with(X_=X + 1j), TypeError, "X must hold real numbers"),
+    ("fit-string-y", fit_with(Y_=Y.astype(str)), TypeError, "y must hold real numbers"),
+    ("fit-object-X", fit_with(X_=np.full(X.shape, "a", dtype=object)), TypeError,
+     "X must hold real numbers; got an object array"),
+    # --- parameters (checked at fit, as scikit-learn does)
+    ("K-zero", fit_with(K=0), InvalidParameterError, "'K' parameter"),
+    ("K-negative", fit_with(K=-1), InvalidParameterError, "'K' parameter"),
+    ("K-float", fit_with(K=2.5), InvalidParameterError, "'K' parameter"),
+    ("T-zero", fit_with(T=0), InvalidParameterError, "'T' parameter"),
+    ("K-times-T-huge", fit_with(K=HUGE, T=2), ValueError, f"K={HUGE} and T=2 ask for"),
+    ("batch_size-zero", fit_with(batch_size=0), InvalidParameterError, "'batch_size' parameter"),
+    ("batch_size-float", fit_with(batch_size=4.0), InvalidParameterError,
+     "'batch_size' parameter"),
+    ("max_epochs-negative", fit_with(max_epochs=-3), InvalidParameterError,
+     "'max_epochs' parameter"),
+    ("max_epochs-float", fit_with(max_epochs=1.5), InvalidParameterError,
+     "'max_epochs' parameter"),
+    ("hypergradient-unknown", fit_with(hypergradient="exact"), InvalidParameterError,
+     "'hypergradient' parameter"),
+    ("device-unknown", fit_with(device="gpu"), ValueError, "device='gpu' is not a valid"),
+    pytest.param("device-cuda-missing", fit_with(device="cuda"), ValueError,
+                 "device='cuda' asks for CUDA", marks=NO_CUDA),
+    ("dtype-unknown", fit_with(dtype="float16"), InvalidParameterError, "'dtype' parameter"),
+    ("step_scale-2", fit_with(step_scale=2.0), InvalidParameterError, "'step_scale' parameter"),
+    ("learning_rate-zero", fit_with(learning_rate=0), InvalidParameterError,
+     "'learning_rate' parameter"),
+    ("data_range-zero", fit_with(data_range=0), InvalidParameterError, "'data_range' parameter"),
+    ("operator-string", fit_with(operator="blur"), InvalidParameterError,
+     "'operator' parameter"),
+    ("random_state-string", fit_with(random_state="seed"), InvalidParameterError,
+     "'random_state' parameter"),
+    ("init_weight-length", fit_with(init_weight=[0.1, 0.2]), ValueError,
+     "init_weight must be a number or hold one weight per name"),
+    ("init_weight-negative", fit_with(init_weight=[-1.0] * 7), ValueError,
+     "init_weight must hold positive finite weights"),
+    ("init_weight-underflow", fit_with(init_weight=1e-60), ValueError,
+     "init_weight=1e-60 over- or underflows in dtype='float32'"),
+    ("signal_shape-size", fit_with(signal_shape=(5, 5)), ValueError,
+     "signal_shape=(5, 5) holds 25 entries"),
+    # --- operator and regularizer versus the data
+    ("adjoint-wrong", fit_with(operator=AdjointIsForwardBlur(kernel=ASYMMETRIC)), ValueError,
+     "AdjointIsForwardBlur.adjoint is not the adjoint of AdjointIsForwardBlur.forward"),
+    ("adjoint-scaled", fit_with(operator=ScaledAdjointIdentity()), ValueError,
+     "ScaledAdjointIdentity.adjoint is not the adjoint"),
+    ("forward-shape", fit_with(operator=CroppingIdentity()), ValueError,
+     "CroppingIdentity.forward returned a batch of shape (2, 16, 15)"),
+    ("blur-kernel-too-large", fit_with(operator=Blur(sigma=5.0)), ValueError,
+     "Blur kernel of shape (31, 31) is larger than the signal's spatial shape (16, 16)"),
+    ("blur-kernel-2d-for-1d-y", fit_with(X_=X[:, 0], Y_=Y[:, 0], operator=Blur(kernel=ASYMMETRIC),
+                                         regularizer=WaveletL1("haar", levels=1)),
+     ValueError, "Blur `kernel` must be a finite 1-D array"),
+    ("mask-shape", fit_with(operator=Inpainting(mask=np.ones((8, 8)))), ValueError,
+     "Inpainting `mask` has shape (8, 8)"),
+    ("mask-all-zero", fit_with(operator=Inpainting(mask=np.zeros((16, 16)))), ValueError,
+     "Inpainting `mask` keeps no entry"),
+    ("wavelet-levels-not-divisible", fit_with(regularizer=WaveletL1("haar", levels=5)),
+     ValueError, "levels=5 needs every size divisible by 2**5"),
+    ("wavelet-levels-too-deep", fit_with(regularizer=WaveletL1("db4", levels=2)), ValueError,
+     "levels=2 is too large for signal size 16"),
+    # --- transform / predict / score
+    ("transform-not-fitted", lambda est: clone(est).transform(X), NotFittedError,
+     "is not fitted yet"),
+    ("score-not-fitted", lambda est: clone(est).score(X, Y), NotFittedError, "is not fitted yet"),
+    ("transform-nan-X", lambda est: est.transform(with_nan(X)), ValueError,
+     "Input X contains NaN"),
+    ("transform-X-shape", lambda est: est.transform(X[:, :8, :8]), ValueError,
+     "X has samples of shape (8, 8) (64 features), but ReTuneRegularizer was fitted on"),
+    ("transform-X-1d", lambda est: est.transform(X[0, 0]), ValueError,
+     "X must have shape (n_samples"),
+    ("transform-X-5d", lambda est: est.predict(X[:, None, None]), ValueError,
+     "X has samples of shape (1, 1, 16, 16)"),
+    ("transform-empty", lambda est: est.transform(X[:0]), ValueError, "X is empty"),
+    ("transform-complex-X", lambda est: est.transform(X.astype(np.complex64)), TypeError,
+     "X must hold real numbers"),
+    ("transform-K-times-T-huge", lambda est: est.set_params(T=HUGE).transform(X), ValueError,
+     f"K=2 and T={HUGE} ask for"),
+    ("score-y-shape", lambda est: est.score(X, Y[:, :8]), ValueError,
+     "y has shape (8, 8, 16); expected (8, 16, 16)"),
+    ("score-nan-y", lambda est: est.score(X, with_nan(Y)), ValueError, "Input y contains NaN"),
+    ("score-sample_weight-length", lambda est: est.score(X, Y, sample_weight=np.ones(3)),
+     ValueError, "sample_weight.shape == (3,), expected (8,)"),
+    ("score-data_range-negative", lambda est: est.set_params(data_range=-1.0).score(X, Y),
+     InvalidParameterError, "'data_range' parameter"),
+    ("psnr-data_range-zero", lambda est: psnr(Y, Y, data_range=0), ValueError,
+     "data_range must be a positive finite number"),
+]
+
+
+def _case_id(case):
+    return case.values[0] if hasattr(case, "values") else case[0]
+
+
+def _fitted_state(est):
+    return pickle.dumps({k: v for k, v in vars(est).items() if k.endswith("_")
+                         or k == "_y_sample_shape"})
+
+
+@pytest.mark.parametrize("case_id, call, error, fragment", CASES, ids=map(_case_id, CASES))
+def test_bad_input_raises_and_leaves_the_fit_intact(fitted, case_id, call, error, fragment):
+    est, reference = copy.deepcopy(fitted[0]), fitted[1]
+    params, state = est.get_params(deep=False), _fitted_state(est)
+    with pytest.raises(error) as info:
+        call(est)
+    assert fragment in str(info.value)
+    assert _fitted_state(est) == state
+    est.set_params(**params)
+    np.testing.assert_array_equal(est.transform(X), reference)
+
+
+def test_troubleshooting_lists_every_case():
+    text = (Path(__file__).parents[1] / "docs" / "troubleshooting.md").read_text()
+    missing = [_case_id(case) for case in CASES if f"`{_case_id(case)}`" not in text]
+    assert not missing
+
+
+# --- odd but valid input: accepted, with the result of the plain input ---------------------
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+SAME_DATA = {
+    "non-contiguous": lambda a: np.asfortranarray(a)[:, ::-1][:, ::-1],
+    "read-only": _read_only,
+    "torch-tensor": torch.from_numpy,
+    "torch-tensor-requires-grad": lambda a: torch.tensor(a, requires_grad=True),
+    "object-array-of-floats": lambda a: a.astype(object),
+    "python-lists": lambda a: a.tolist(),
+}
+
+
+@pytest.mark.parametrize("convert", SAME_DATA.values(), ids=SAME_DATA.keys())
+def test_equivalent_inputs_give_identical_results(fitted, convert):
+    reference_est, reference = fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's warning on non-writable arrays
+        est = ReTuneRegularizer(**PARAMS).fit(convert(X), convert(Y))
+        np.testing.assert_array_equal(est.weights_, reference_est.weights_)
+        np.testing.assert_array_equal(reference_est.transform(convert(X)), reference)
+        assert reference_est.score(convert(X), convert(Y)) == reference_est.score(X, Y)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8, bool])
+def test_integer_and_boolean_input_is_converted_to_float64(dtype):
+    X_int, Y_int = (np.round(a * 3).clip(0, 1).astype(dtype) for a in (X, Y))
+    est = ReTuneRegularizer(**PARAMS).fit(X_int, Y_int)
+    out = est.transform(X_int)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, est.transform(X_int.astype(np.float64)))
+
+
+def test_one_sample_is_enough():
+    # Nothing in the method needs two samples: the loss is a mean over one.
+    est = ReTuneRegularizer(**PARAMS).fit(X[:1], Y[:1])
+    assert est.converged_ and np.all(np.isfinite(est.weights_))
+    assert est.transform(X[:1]).shape == (1, 16, 16)
+
+
+def test_batch_size_above_n_samples_is_one_full_batch():
+    big = ReTuneRegularizer(**{**PARAMS, "batch_size": 10**9}).fit(X, Y)
+    full = ReTuneRegularizer(**{**PARAMS, "batch_size": len(X)}).fit(X, Y)
+    np.testing.assert_array_equal(big.weights_, full.weights_)
+    np.testing.assert_array_equal(big.transform(X), full.transform(X))

@@ -1,0 +1,198 @@
+"""Faults during fit, memory of transform, inputs left alone, reproducibility."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from retune_sklearn import ReTuneRegularizer
+from retune_sklearn.regularizers import WaveletL1
+
+RNG = np.random.default_rng(0)
+Y = RNG.random((8, 16, 16))
+X = Y + 0.1 * RNG.standard_normal(Y.shape)
+# batch_size=4: two outer steps per epoch.
+PARAMS = dict(regularizer=WaveletL1("haar", levels=2), K=2, T=2, max_epochs=3, batch_size=4,
+              random_state=0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny tensors: threads only add overhead, and stall on a busy machine."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+def make(**params):
+    return ReTuneRegularizer(**{**PARAMS, **params})
+
+
+def fail_on_call(monkeypatch, n, make_loss):
+    """Replace ``_batch_loss`` by one whose ``n``-th call returns ``make_loss(loss, args)``."""
+    original, calls = ReTuneRegularizer._batch_loss, []
+
+    def patched(self, *args):
+        calls.append(None)
+        loss = original(self, *args)
+        return make_loss(loss, args) if len(calls) == n else loss
+    monkeypatch.setattr(ReTuneRegularizer, "_batch_loss", patched)
+
+
+@pytest.fixture(scope="module")
+def after_one_epoch():
+    return make(max_epochs=1).fit(X, Y)
+
+
+@pytest.fixture(scope="module")
+def initial_weights():
+    return make(learn_weights=False).fit(X, Y).weights_
+
+
+# --- divergence -----------------------------------------------------------------------------
+def test_huge_learning_rate_stops_with_initial_weights(initial_weights):
+    with pytest.warns(ConvergenceWarning, match="over- or underflowed.*Lower learning_rate"):
+        est = make(learning_rate=1e6).fit(X, Y)
+    assert not est.converged_ and est.n_iter_ == 0
+    np.testing.assert_array_equal(est.weights_, initial_weights)
+    assert np.isfinite(est.transform(X)).all()
+
+
+def nan_loss(loss, args):
+    return loss * float("nan")
+
+
+def nan_gradient(loss, args):
+    # sqrt'(0) = inf: the loss stays finite but its gradient is NaN.
+    log_weights = args[3]  # (X_b, y_b, problem, log_weights, ...)
+    return loss + torch.sqrt(0 * log_weights.sum())
+
+
+@pytest.mark.parametrize("make_loss, message", [
+    (nan_loss, "training loss became nan"),
+    (nan_gradient, "hypergradient became non-finite"),
+])
+def test_non_finite_batch_never_reaches_the_weights(monkeypatch, after_one_epoch, make_loss,
+                                                    message):
+    fail_on_call(monkeypatch, 3, make_loss)  # first batch of the second epoch
+    with pytest.warns(ConvergenceWarning, match=f"epoch 2: the {message}"):
+        est = make().fit(X, Y)
+    assert not est.converged_
+    assert est.loss_curve_ == after_one_epoch.loss_curve_
+    np.testing.assert_array_equal(est.weights_, after_one_epoch.weights_)
+
+
+def test_best_epoch_is_restored_not_the_last(monkeypatch):
+    # Epoch 2 is made worse than epoch 1 (a loss offset): its weights must not be kept.
+    fail_on_call(monkeypatch, 5, nan_loss)  # first batch of the third epoch
+    offsets = iter([0, 0, 1, 1])
+    original = ReTuneRegularizer._batch_loss
+    monkeypatch.setattr(ReTuneRegularizer, "_batch_loss",
+                        lambda self, *a: original(self, *a) + next(offsets, 0))
+    with pytest.warns(ConvergenceWarning):
+        est = make().fit(X, Y)
+    reference = make(max_epochs=1).fit(X, Y)
+    assert len(est.loss_curve_) == 2 and est.loss_curve_[1] > est.loss_curve_[0]
+    np.testing.assert_array_equal(est.weights_, reference.weights_)
+
+
+# --- interruption ---------------------------------------------------------------------------
+def test_keyboard_interrupt_keeps_best_weights_and_returns(monkeypatch, after_one_epoch):
+    def interrupt(loss, args):
+        raise KeyboardInterrupt
+    fail_on_call(monkeypatch, 3, interrupt)
+    est = make(max_epochs=10**9)  # only Ctrl-C ends this fit
+    with pytest.warns(UserWarning, match="interrupted .* epoch 2/1000000000"):
+        assert est.fit(X, Y) is est
+    assert not est.converged_ and est.n_iter_ == 1
+    np.testing.assert_array_equal(est.weights_, after_one_epoch.weights_)
+    np.testing.assert_array_equal(est.transform(X), after_one_epoch.transform(X))
+
+
+# --- transform never returns garbage, and works in bounded memory ---------------------------
+@pytest.fixture(scope="module")
+def fitted():
+    return make().fit(X, Y)
+
+
+def test_transform_refuses_non_finite_output(fitted, monkeypatch):
+    original = ReTuneRegularizer._solve
+    monkeypatch.setattr(ReTuneRegularizer, "_solve",
+                        lambda self, X_b, *a: original(self, X_b, *a) / (X_b.shape[0] != 3))
+    with pytest.raises(ValueError, match="non-finite reconstructions for 3 of 11 samples"):
+        fitted.set_params(batch_size=4).transform(np.concatenate([X, X[:3]]))
+
+
+def test_transform_processes_batches(fitted, monkeypatch):
+    sizes, original = [], ReTuneRegularizer._solve
+
+    def recording(self, X_b, *args):
+        sizes.append(len(X_b))
+        return original(self, X_b, *args)
+    monkeypatch.setattr(ReTuneRegularizer, "_solve", recording)
+    big = np.tile(X, (5, 1, 1))
+    fitted.transform(big)
+    assert sizes == [4] * 10
+
+
+def test_transform_numpy_memory_is_the_output_plus_one_batch(fitted):
+    # tracemalloc sees NumPy buffers (not torch's): no full-size temporaries,
+    # even when the float32 model's output is cast to X's float64.
+    big = np.tile(X, (8, 1, 1))  # 64 samples, 128 KiB
+    tracemalloc.start()
+    try:
+        out = fitted.set_params(batch_size=4).transform(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Measured: about out.nbytes + 3 batches; a full-size float32 copy would add 8 batches.
+    assert peak < out.nbytes + 8 * 4 * X[0].nbytes
+
+
+# --- inputs and dtypes ----------------------------------------------------------------------
+@pytest.mark.parametrize("data_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("model_dtype", ["float32", "float64"])
+def test_inputs_are_not_modified_and_dtype_follows_X(data_dtype, model_dtype):
+    # float32 data with a float32 model share memory with the tensors: the riskiest case.
+    X_in, Y_in = X.astype(data_dtype), Y.astype(data_dtype)
+    X_copy, Y_copy = X_in.copy(), Y_in.copy()
+    est = make(dtype=model_dtype, max_epochs=1).fit(X_in, Y_in)
+    out = est.transform(X_in)
+    est.score(X_in, Y_in)
+    est.compute_hypergradient(X_in, Y_in)
+    np.testing.assert_array_equal(X_in, X_copy)
+    np.testing.assert_array_equal(Y_in, Y_copy)
+    assert out.dtype == data_dtype
+    assert est.transform(X_in.astype(np.float64)).dtype == np.float64
+
+
+# --- reproducibility ------------------------------------------------------------------------
+def test_same_seed_gives_bitwise_identical_fits():
+    a, b = make(random_state=3).fit(X, Y), make(random_state=3).fit(X, Y)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    assert a.loss_curve_ == b.loss_curve_
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
+def batch_orders(monkeypatch, **params):
+    """The training samples (identified by y[:, 0, 0]) of every outer step."""
+    orders, original = [], ReTuneRegularizer._batch_loss
+
+    def recording(self, X_b, y_b, *args):
+        orders.append(tuple(y_b[:, 0, 0].tolist()))
+        return original(self, X_b, y_b, *args)
+    with monkeypatch.context() as patch:
+        patch.setattr(ReTuneRegularizer, "_batch_loss", recording)
+        make(**params).fit(X, Y)
+    return orders
+
+
+def test_seed_sets_the_batch_order(monkeypatch):
+    seed0, seed0_again, seed1 = (batch_orders(monkeypatch, random_state=s) for s in (0, 0, 1))
+    assert seed0 == seed0_again and seed0 != seed1
+    unshuffled = batch_orders(monkeypatch, shuffle=False, random_state=1)
+    first_pixels = Y[:, 0, 0].astype(np.float32).tolist()  # the model computes in float32
+    assert unshuffled == [tuple(first_pixels[i:i + 4]) for i in (0, 4)] * PARAMS["max_epochs"]
