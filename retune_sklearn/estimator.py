@@ -26,6 +26,43 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_ITERATIONS = 10**6
 
 
+@dataclass
+class _Theta:
+    """The learnable parameters θ of one model, as torch tensors.
+
+    ``log_weights``: log of the regularization weights λ_g; ``step_logit``:
+    ``logit(step_scale / 2)`` (keeps the step scale in (0, 2));
+    ``network``: the regularizer's own tensors (e.g. a denoiser's
+    convolutions), empty for classical regularizers.
+    """
+
+    log_weights: torch.Tensor
+    step_logit: torch.Tensor
+    network: dict
+
+    def learnable(self, learn_weights, learn_step_size):
+        """Tensors to optimize: the weights (and network) and/or the step."""
+        tensors = [self.log_weights, *self.network.values()] if learn_weights else []
+        return tensors + ([self.step_logit] if learn_step_size else [])
+
+    def detached_copy(self):
+        return _Theta(self.log_weights.detach().clone(), self.step_logit.detach().clone(),
+                      {k: v.detach().clone() for k, v in self.network.items()})
+
+    def restore(self, other):
+        """Copy ``other``'s values into these tensors, in place."""
+        with torch.no_grad():
+            self.log_weights.copy_(other.log_weights)
+            self.step_logit.copy_(other.step_logit)
+            for name, value in self.network.items():
+                value.copy_(other.network[name])
+
+    def all_finite(self):
+        tensors = [self.log_weights.detach().exp(), self.step_logit, *self.network.values()]
+        return all(bool(torch.isfinite(t).all()) for t in tensors) and bool(
+            (self.log_weights.detach().exp() > 0).all())
+
+
 class _Diverged(Exception):
     """Raised inside the training loop when a loss, gradient or weight is not finite."""
 
@@ -305,20 +342,21 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
             returns normally with the best epoch's weights.
         """
         X, y, problem, X_t, y_t = self._prepare_fit(X, y)
-        log_weights, step_logit = self._initial_parameters(X_t, y_t, problem)
+        theta = self._initial_parameters(X_t, y_t, problem)
 
-        loss_curve, converged = self._train(X_t, y_t, problem, log_weights, step_logit)
+        loss_curve, converged = self._train(X_t, y_t, problem, theta)
 
         # Everything is computed first and assigned at once, so that a failure
         # (or Ctrl-C) before this point leaves a previous fit intact.
-        weights = log_weights.detach().exp()
-        step_scale = float(2 * torch.sigmoid(step_logit.detach()))
-        residual = self._residual(X_t[: self.batch_size], problem, weights,
-                                  step_scale / problem.lipschitz)
+        theta = theta.detached_copy()
+        step_scale = float(2 * torch.sigmoid(theta.step_logit))
+        residual = self._residual(X_t[: self.batch_size], problem, theta)
         vars(self).update(
             operator_=problem.model.operator,
             regularizer_=problem.model.regularizer,
-            weights_=weights.cpu().numpy().astype(np.float64),
+            weights_=theta.log_weights.exp().cpu().numpy().astype(np.float64),
+            # numpy, not tensors: a model fitted on a GPU unpickles anywhere.
+            regularizer_params_={k: v.cpu().numpy() for k, v in theta.network.items()},
             weight_names_=problem.model.regularizer.weight_names(problem.signal_shape),
             step_scale_=step_scale,
             lipschitz_=problem.lipschitz,
@@ -334,32 +372,29 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         )
         return self
 
-    def _train(self, X_t, y_t, problem, log_weights, step_logit):
-        """Adam on the log-weights; returns (loss per epoch, converged).
+    def _train(self, X_t, y_t, problem, theta):
+        """Adam on the learnable parameters; returns (loss per epoch, converged).
 
         On divergence or ``KeyboardInterrupt`` the parameters of the best
         epoch so far (the initial ones if no epoch finished) are restored in
         place, with a warning, and ``converged`` is False.
         """
-        parameters = [p for p, learn in ((log_weights, self.learn_weights),
-                                         (step_logit, self.learn_step_size)) if learn]
+        parameters = theta.learnable(self.learn_weights, self.learn_step_size)
         if not parameters:
             return [], True
         for p in parameters:
             p.requires_grad_(True)
         optimizer = torch.optim.Adam(parameters, lr=self.learning_rate)
         rng = check_random_state(self.random_state)
-        best = (math.inf, log_weights.detach().clone(), step_logit.detach().clone())
+        best = (math.inf, theta.detached_copy())
         loss_curve = []
         try:
             for epoch in range(self.max_epochs):
                 order = rng.permutation(len(X_t)) if self.shuffle else np.arange(len(X_t))
-                epoch_loss = self._train_epoch(X_t, y_t, problem, log_weights, step_logit,
-                                               optimizer, order)
+                epoch_loss = self._train_epoch(X_t, y_t, problem, theta, optimizer, order)
                 loss_curve.append(epoch_loss)
                 if epoch_loss < best[0]:
-                    best = (epoch_loss, log_weights.detach().clone(),
-                            step_logit.detach().clone())
+                    best = (epoch_loss, theta.detached_copy())
                 if self.verbose:
                     print(f"[ReTuneRegularizer] epoch {epoch + 1}/{self.max_epochs} "
                           f"loss={epoch_loss:.6g}")
@@ -377,12 +412,10 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
                           f"epoch {len(loss_curve) + 1}/{self.max_epochs}; keeping the "
                           "weights of the best epoch so far (converged_ is False).",
                           UserWarning, stacklevel=3)
-        with torch.no_grad():
-            log_weights.copy_(best[1])
-            step_logit.copy_(best[2])
+        theta.restore(best[1])
         return loss_curve, False
 
-    def _train_epoch(self, X_t, y_t, problem, log_weights, step_logit, optimizer, order):
+    def _train_epoch(self, X_t, y_t, problem, theta, optimizer, order):
         """Adam steps over one pass of ``order``; returns the mean batch loss.
 
         Raises ``_Diverged`` before a non-finite loss or gradient reaches the
@@ -393,34 +426,39 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         for start in range(0, len(order), self.batch_size):
             batch = torch.as_tensor(order[start:start + self.batch_size], device=X_t.device)
             optimizer.zero_grad()
-            loss = self._batch_loss(X_t[batch], y_t[batch], problem, log_weights,
-                                    step_logit, self.hypergradient)
+            loss = self._batch_loss(X_t[batch], y_t[batch], problem, theta, self.hypergradient)
             if not torch.isfinite(loss):
                 raise _Diverged(f"the training loss became {float(loss.detach())}")
             loss.backward()
             if not all(torch.isfinite(p.grad).all() for p in parameters):
                 raise _Diverged("the hypergradient became non-finite")
             optimizer.step()
-            weights = log_weights.detach().exp()
-            if not (torch.isfinite(weights).all() and (weights > 0).all()
-                    and torch.isfinite(step_logit)):
-                extreme = float(log_weights.detach().abs().max())
+            if not theta.all_finite():
+                extreme = float(theta.log_weights.detach().abs().max())
                 raise _Diverged(f"the weights over- or underflowed (a log-weight reached "
                                 f"±{extreme:.3g})")
             total += float(loss.detach()) * len(batch)
         return total / len(order)
 
-    def _batch_loss(self, X_b, y_b, problem, log_weights, step_logit, hypergradient):
-        reconstruction = self._solve(X_b, problem, log_weights.exp(), step_logit, hypergradient)
+    def _batch_loss(self, X_b, y_b, problem, theta, hypergradient):
+        reconstruction = self._solve(X_b, problem, theta, hypergradient)
         return torch.mean((reconstruction - y_b) ** 2)
 
-    def _solve(self, X_b, problem, weights, step_logit, hypergradient):
-        """Reconstruct a batch: ``T`` blocks of ``K`` steps, then ``W* u``."""
+    @staticmethod
+    def _step(X_b, problem, theta):
+        """The map ``u -> φ_θ(u)`` for the measurements ``X_b``."""
         model = problem.model
-        stepsize = 2 * torch.sigmoid(step_logit) / problem.lipschitz
+        weights = theta.log_weights.exp()
+        stepsize = 2 * torch.sigmoid(theta.step_logit) / problem.lipschitz
 
         def step(u):
-            return model.step(u, X_b, weights, stepsize)
+            return model.step(u, X_b, weights, stepsize, theta.network)
+        return step
+
+    def _solve(self, X_b, problem, theta, hypergradient):
+        """Reconstruct a batch: ``T`` blocks of ``K`` steps, then ``W* u``."""
+        model = problem.model
+        step = self._step(X_b, problem, theta)
         u = restarted_solve(step, model.initial_point(X_b), self.K, self.T, hypergradient,
                             implicit_tol=self.implicit_tol,
                             implicit_max_iter=self.implicit_max_iter)
@@ -452,18 +490,15 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
                              f"got {hypergradient!r}.")
         _, _, problem, X_t, y_t = self._prepare_fit(X, y)
         if hasattr(self, "weights_"):
-            log_weights = torch.as_tensor(np.log(self.weights_), dtype=problem.dtype,
-                                          device=problem.device)
-            step_logit = self._step_logit(self.step_scale_, problem)
+            theta = self._fitted_theta(problem)
         else:
-            log_weights, step_logit = self._initial_parameters(X_t, y_t, problem)
-        log_weights.requires_grad_(True)
+            theta = self._initial_parameters(X_t, y_t, problem)
+        theta.log_weights.requires_grad_(True)
         for start in range(0, len(X_t), self.batch_size):
             chunk = slice(start, start + self.batch_size)
-            loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, log_weights, step_logit,
-                                    hypergradient)
+            loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, theta, hypergradient)
             (loss * len(X_t[chunk]) / len(X_t)).backward()
-        return log_weights.grad.cpu().numpy().astype(np.float64)
+        return theta.log_weights.grad.cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------ inference
     def transform(self, X):
@@ -483,8 +518,7 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         self._check_params()
         X = self._check_measurements(X)
         problem = self._fitted_problem()
-        weights = torch.as_tensor(self.weights_, dtype=problem.dtype, device=problem.device)
-        step_logit = self._step_logit(self.step_scale_, problem)
+        theta = self._fitted_theta(problem)
         out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         out = np.empty((len(X), *self._y_sample_shape), dtype=out_dtype)
         # Chunk by chunk (tensors and all) so that memory beyond the output is
@@ -493,8 +527,7 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         with torch.no_grad():
             for start in range(0, len(X), self.batch_size):
                 chunk = slice(start, start + self.batch_size)
-                x_hat = self._solve(self._to_tensor(X[chunk], problem), problem, weights,
-                                    step_logit, "none")
+                x_hat = self._solve(self._to_tensor(X[chunk], problem), problem, theta, "none")
                 n_bad += int((~torch.isfinite(x_hat.flatten(1)).all(dim=1)).sum())
                 out[chunk] = x_hat.cpu().numpy().reshape(out[chunk].shape)
         if n_bad:
@@ -650,6 +683,13 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         return _Problem(model, self.signal_shape_, self.measurement_shape_,
                         self._resolve_device(), _DTYPES[self.dtype], self.lipschitz_)
 
+    def _fitted_theta(self, problem):
+        """The fitted parameters as tensors on the problem's device and dtype."""
+        def tensor(value):
+            return torch.as_tensor(value, dtype=problem.dtype, device=problem.device)
+        return _Theta(tensor(np.log(self.weights_)), self._step_logit(self.step_scale_, problem),
+                      {k: tensor(v) for k, v in self.regularizer_params_.items()})
+
     @staticmethod
     def _to_tensor(array, problem):
         # torch wants writable memory (it warns on read-only arrays): copy those.
@@ -662,7 +702,7 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         return torch.log(p) - torch.log1p(-p)
 
     def _initial_parameters(self, X_t, y_t, problem):
-        """Initial log-weights and step logit (leaf tensors)."""
+        """Initial parameters θ (leaf tensors)."""
         names = problem.model.regularizer.weight_names(problem.signal_shape)
         n_weights = len(names)
         if isinstance(self.init_weight, str):  # "auto"
@@ -684,16 +724,19 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         if not (torch.isfinite(weights).all() and (weights > 0).all()):
             raise ValueError(f"init_weight={self.init_weight!r} over- or underflows in "
                              f"dtype={self.dtype!r}; rescale X and y or use float64.")
-        return log_weights.clone(), self._step_logit(self.step_scale, problem)
+        generator = torch.Generator().manual_seed(
+            int(check_random_state(self.random_state).randint(2**31 - 1)))
+        network = problem.model.regularizer.init_parameters(problem.signal_shape, generator)
+        network = {k: v.to(dtype=problem.dtype, device=problem.device)
+                   for k, v in network.items()}
+        return _Theta(log_weights.clone(), self._step_logit(self.step_scale, problem), network)
 
-    def _residual(self, X_t, problem, weights, stepsize):
+    def _residual(self, X_t, problem, theta):
         """Mean relative fixed-point residual after ``T * K`` steps."""
-        model = problem.model
-
-        def step(u):
-            return model.step(u, X_t, weights, stepsize)
-        u = restarted_solve(step, model.initial_point(X_t), self.K, self.T, "none")
-        return float(relative_residual(step, u).mean())
+        with torch.no_grad():
+            step = self._step(X_t, problem, theta)
+            u = restarted_solve(step, problem.model.initial_point(X_t), self.K, self.T, "none")
+            return float(relative_residual(step, u).mean())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

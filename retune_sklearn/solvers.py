@@ -60,12 +60,16 @@ class ForwardBackward:
             return self.regularizer.analysis(self.operator.adjoint(self.operator.forward(x)))
         return power_iteration(gram, u_shape, device=device, dtype=dtype)
 
-    def step(self, u, measurements, weights, stepsize):
-        """One step ``φ_θ(u)``; ``weights`` are the natural (positive) λ_g."""
+    def step(self, u, measurements, weights, stepsize, network=None):
+        """One step ``φ_θ(u)``.
+
+        ``weights`` are the natural (positive) λ_g; ``network`` holds the
+        regularizer's own learnable tensors, if any.
+        """
         x = self.regularizer.synthesis(u)
         residual = self.operator.forward(x) - measurements
         gradient = self.regularizer.analysis(self.operator.adjoint(residual))
-        return self.regularizer.prox(u - stepsize * gradient, stepsize * weights)
+        return self.regularizer.prox(u - stepsize * gradient, stepsize * weights, network or {})
 
     def energy(self, u, measurements, weights):
         """Lower-level objective per sample (for monitoring and tests)."""

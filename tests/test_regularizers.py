@@ -152,3 +152,37 @@ def test_fit_improves_psnr_for_each_regularizer(regularizer):
                             learning_rate=0.2, random_state=0).fit(X, y)
     assert est.score(X, y) > init.score(X, y) + 0.5
     assert est.score(X, y) > psnr(y, X) + 3.0
+
+
+def test_learned_denoiser_trains_from_scratch_and_pickles():
+    import pickle
+
+    from retune_sklearn.datasets import load_image_patches
+    from retune_sklearn.regularizers import LearnedDenoiser
+
+    rng = np.random.default_rng(0)
+    y = load_image_patches("train", patch_size=16, n_patches=16, random_state=0)
+    X = y + 0.1 * rng.standard_normal(y.shape)
+    params = dict(regularizer=LearnedDenoiser(n_layers=2, n_channels=8), K=1, T=2,
+                  init_weight=1.0, batch_size=8, random_state=0)
+    untrained = ReTuneRegularizer(learn_weights=False, **params).fit(X, y)
+    est = ReTuneRegularizer(max_epochs=10, learning_rate=0.02, **params).fit(X, y)
+    assert est.score(X, y) > untrained.score(X, y) + 1.0
+    assert set(est.regularizer_params_) == {"conv0.weight", "conv0.bias", "conv1.weight",
+                                            "conv1.bias"}
+    assert not np.array_equal(est.regularizer_params_["conv0.weight"],
+                              untrained.regularizer_params_["conv0.weight"])
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.transform(X), est.transform(X))
+
+
+def test_learned_denoiser_lipschitz_bound_holds():
+    from retune_sklearn.regularizers import LearnedDenoiser
+
+    reg = LearnedDenoiser(n_layers=3, n_channels=4)
+    network = reg.init_parameters((8, 8), torch.Generator().manual_seed(0))
+    network = {k: 10 * v for k, v in network.items()}  # far beyond the bound
+    gen = torch.Generator().manual_seed(1)
+    a, b = (torch.randn((1, 8, 8), generator=gen, dtype=torch.float64) for _ in range(2))
+    ratio = (reg._network(a, network) - reg._network(b, network)).norm() / (a - b).norm()
+    assert ratio <= 1.0 + 1e-9

@@ -67,8 +67,8 @@ def nan_loss(loss, args):
 
 def nan_gradient(loss, args):
     # sqrt'(0) = inf: the loss stays finite but its gradient is NaN.
-    log_weights = args[3]  # (X_b, y_b, problem, log_weights, ...)
-    return loss + torch.sqrt(0 * log_weights.sum())
+    theta = args[3]  # (X_b, y_b, problem, theta, hypergradient)
+    return loss + torch.sqrt(0 * theta.log_weights.sum())
 
 
 @pytest.mark.parametrize("make_loss, message", [
