@@ -27,15 +27,6 @@ Y = RNG.random((8, 16, 16))
 X = Y + 0.1 * RNG.standard_normal(Y.shape)
 PARAMS = dict(regularizer=WaveletL1("haar", levels=2), K=2, T=2, max_epochs=2, batch_size=4,
               random_state=0)
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors: threads only add overhead, and stall on a busy machine."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 @pytest.fixture(scope="module")
 def fitted():
     """A fitted estimator and its reconstructions of X."""

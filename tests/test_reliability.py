@@ -18,15 +18,6 @@ PARAMS = dict(regularizer=WaveletL1("haar", levels=2), K=2, T=2, max_epochs=3, b
               random_state=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors: threads only add overhead, and stall on a busy machine."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 def make(**params):
     return ReTuneRegularizer(**{**PARAMS, **params})
 
