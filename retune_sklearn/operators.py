@@ -1,5 +1,13 @@
 """Forward operators ``A`` of the reconstruction model ``X = A(y) + noise``.
 
+Operators: :class:`Identity` (denoising), :class:`Blur` (circular
+convolution), :class:`Inpainting` (pixel mask), :class:`Downsampling`
+(anti-aliasing blur then decimation: super-resolution),
+:class:`MatrixOperator` (a dense or sparse matrix, or a
+:class:`scipy.sparse.linalg.LinearOperator`, acting on 1-D signals:
+compressed sensing) and :class:`CallableOperator` (your own pair of torch
+callables).
+
 Every operator is a small parameter object (``get_params``/``set_params``
 come from :class:`sklearn.base.BaseEstimator`, so ``clone`` and grid search
 over ``operator__<param>`` work) with three torch methods acting on batches
@@ -19,14 +27,27 @@ the cache is not pickled.
 
 import math
 import numbers
+import warnings
 
 import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
 import torch
 from sklearn.utils import check_random_state
 
 from ._params import ParameterObject
 
-__all__ = ["LinearOperator", "Identity", "Blur", "Inpainting", "power_iteration", "check_adjoint"]
+__all__ = [
+    "Blur",
+    "CallableOperator",
+    "Downsampling",
+    "Identity",
+    "Inpainting",
+    "LinearOperator",
+    "MatrixOperator",
+    "check_adjoint",
+    "power_iteration",
+]
 
 
 def power_iteration(apply_gram, shape, *, n_iter=100, tol=1e-7, device="cpu",
@@ -129,10 +150,12 @@ def check_adjoint(operator, signal_shape, *, n_samples=2, rtol=1e-4, device="cpu
     scale = max(float(ax.norm() * z.norm()), float(x.norm() * atz.norm()))
     error = abs(lhs - rhs) / scale if scale > 0 else 0.0
     if not error <= rtol:
+        hint = getattr(operator, "_adjoint_hint", None)
+        hint = hint() if callable(hint) else "Fix the operator's adjoint."
         raise ValueError(f"{name}.adjoint is not the adjoint of {name}.forward: the dot test "
                          f"gives ⟨A x, z⟩ = {lhs:.6g} but ⟨x, Aᵀ z⟩ = {rhs:.6g} (relative "
                          f"error {error:.1e} > rtol={rtol:g}) on random signals of shape "
-                         f"{signal_shape}. Fix the operator's adjoint.")
+                         f"{signal_shape}. {hint}")
     return error
 
 
@@ -142,7 +165,8 @@ class LinearOperator(ParameterObject):
     Subclasses implement :meth:`forward` and :meth:`adjoint`, and may override
     :meth:`measurement_shape` (default: same as the signal),
     :meth:`check_signal_shape` (validation) and :meth:`norm` (exact value
-    instead of power iteration).
+    instead of power iteration). To plug in an operator written as two torch
+    functions without subclassing, use :class:`CallableOperator`.
     """
 
     def forward(self, x):
@@ -254,14 +278,18 @@ class Blur(LinearOperator):
                              f"signal's spatial shape {spatial}; use a smaller `sigma`, "
                              "`size` or `kernel`.")
 
+    def padded_kernel(self, spatial_shape):
+        """The kernel zero-padded to ``spatial_shape``, centred at index 0 (float64 numpy)."""
+        ndim = len(spatial_shape)
+        kernel = self.kernel_array(ndim)
+        padded = np.zeros(spatial_shape)
+        padded[tuple(slice(0, k) for k in kernel.shape)] = kernel
+        return np.roll(padded, [-(k // 2) for k in kernel.shape], axis=tuple(range(ndim)))
+
     def _transfer_function(self, spatial_shape, device, dtype):
         """rFFT of the kernel zero-padded to the signal, centred at index 0."""
         def build():
-            ndim = len(spatial_shape)
-            kernel = self.kernel_array(ndim)
-            padded = np.zeros(spatial_shape)
-            padded[tuple(slice(0, k) for k in kernel.shape)] = kernel
-            padded = np.roll(padded, [-(k // 2) for k in kernel.shape], axis=tuple(range(ndim)))
+            padded = self.padded_kernel(tuple(spatial_shape))
             return torch.fft.rfftn(torch.as_tensor(padded, dtype=dtype, device=device))
         return self._cached(("otf", tuple(spatial_shape), str(device), dtype), build)
 
@@ -354,3 +382,553 @@ class Inpainting(LinearOperator):
 
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
         return float(self.mask_array(signal_shape).max())
+
+
+_FILTERS = ("gaussian", "box", "none")
+
+
+class Downsampling(LinearOperator):
+    """Anti-aliasing blur followed by decimation (super-resolution): ``A = S ∘ H``.
+
+    ``H`` is a circular convolution (a :class:`Blur`) and ``S`` keeps every
+    ``factor``-th pixel, starting at index 0, along the spatial axes: the last
+    axis of 1-D signals, the last two axes otherwise (channels of
+    ``(C, H, W)`` images are processed independently). The adjoint is
+    ``Hᵀ ∘ Sᵀ``: zero-upsampling (the measurements are put back at the kept
+    pixels, zeros elsewhere) followed by correlation with the filter.
+
+    Measurements are smaller than signals: a signal of spatial shape
+    ``(H, W)`` gives measurements of shape ``(H / factor, W / factor)``, so
+    ``X`` and ``y`` given to the estimator have different shapes.
+
+    Parameters
+    ----------
+    factor : int, default=2
+        Decimation factor, at least 1. The spatial sizes of the signals must
+        be divisible by it.
+    filter : {"gaussian", "box", "none"} or array-like, default="gaussian"
+        Anti-aliasing filter ``H``:
+
+        * ``"gaussian"``: normalized Gaussian of standard deviation ``sigma``,
+          centred on the kept pixels (see :class:`Blur` for its size);
+        * ``"box"``: the mean over each ``factor × factor`` block (each kept
+          pixel ``i·factor`` is the average of pixels ``i·factor`` to
+          ``i·factor + factor − 1``), as
+          :func:`skimage.transform.downscale_local_mean`;
+        * ``"none"``: plain decimation (no filter, aliasing included);
+        * an array: an explicit kernel (1-D for 1-D signals, 2-D for images)
+          with the centre convention of :class:`Blur`.
+    sigma : float, default=None
+        Standard deviation (pixels) of the Gaussian filter; only with
+        ``filter="gaussian"``. Defaults to ``factor / 2``, whose frequency
+        response at the Nyquist frequency of the coarse grid is
+        ``exp(-π²/8) ≈ 0.29`` (a common trade-off between aliasing and
+        blur).
+
+    Notes
+    -----
+    ``norm`` is exact: ``S H Hᵀ Sᵀ`` is a circular convolution on the coarse
+    grid whose transfer function is the mean of ``|Ĥ|²`` over the
+    ``factor**ndim`` aliased frequencies.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from retune_sklearn.operators import Downsampling
+    >>> op = Downsampling(factor=2, filter="box")
+    >>> op.measurement_shape((3, 32, 32))
+    (3, 16, 16)
+    >>> op.forward(torch.ones(5, 3, 32, 32)).shape
+    torch.Size([5, 3, 16, 16])
+    """
+
+    def __init__(self, factor=2, filter="gaussian", sigma=None):
+        self.factor = factor
+        self.filter = filter
+        self.sigma = sigma
+
+    def _factor(self):
+        factor = self.factor
+        if (not isinstance(factor, numbers.Integral) or isinstance(factor, bool)
+                or factor < 1):
+            raise ValueError(f"Downsampling `factor` must be a positive integer; got {factor!r}.")
+        return int(factor)
+
+    def _filter_name(self):
+        """The filter's name, or None for an explicit kernel."""
+        if isinstance(self.filter, str):
+            if self.filter not in _FILTERS:
+                raise ValueError(f"Downsampling `filter` must be one of {_FILTERS} or an "
+                                 f"array-like kernel; got {self.filter!r}.")
+            name = self.filter
+        elif self.filter is None:
+            raise ValueError(f"Downsampling `filter` must be one of {_FILTERS} or an "
+                             "array-like kernel; got None (use filter='none' for no filter).")
+        else:
+            name = None
+        if self.sigma is not None:
+            if name != "gaussian":
+                shown = repr(name) if name is not None else "an explicit kernel"
+                raise ValueError("Downsampling `sigma` is only used with filter='gaussian'; "
+                                 f"got sigma={self.sigma!r} with filter={shown}.")
+            if (not isinstance(self.sigma, numbers.Real) or isinstance(self.sigma, bool)
+                    or not 0 < self.sigma < math.inf):
+                raise ValueError("Downsampling `sigma` must be a positive number; "
+                                 f"got {self.sigma!r}.")
+        return name
+
+    def blur(self, ndim):
+        """The anti-aliasing filter ``H`` as a :class:`Blur` (None for ``filter="none"``).
+
+        Parameters
+        ----------
+        ndim : {1, 2}
+            Number of spatial axes of the signals.
+        """
+        def build():
+            factor, name = self._factor(), self._filter_name()
+            if name == "none":
+                return None
+            if name == "gaussian":
+                return Blur(sigma=float(self.sigma) if self.sigma is not None else factor / 2)
+            if name == "box":
+                # Length 2f-1 with its centre at f-1: output i averages x[i .. i+f-1].
+                profile = np.r_[np.full(factor, 1.0 / factor), np.zeros(factor - 1)]
+                kernel = profile
+                for _ in range(ndim - 1):
+                    kernel = np.multiply.outer(kernel, profile)
+                return Blur(kernel=kernel)
+            try:
+                kernel = np.asarray(self.filter, dtype=np.float64)
+            except (TypeError, ValueError) as error:
+                raise ValueError("Downsampling `filter` must be one of "
+                                 f"{_FILTERS} or a numeric array-like kernel.") from error
+            if kernel.ndim != ndim or kernel.size == 0 or not np.all(np.isfinite(kernel)):
+                raise ValueError(f"Downsampling `filter` kernel must be a non-empty finite "
+                                 f"{ndim}-D array for these signals; got shape {kernel.shape}.")
+            return Blur(kernel=kernel)
+        return self._cached(("blur", ndim), build)
+
+    def check_signal_shape(self, signal_shape):
+        signal_shape = tuple(signal_shape)
+        factor = self._factor()
+        ndim = _spatial_ndim(signal_shape)
+        spatial = signal_shape[-ndim:]
+        if any(s % factor for s in spatial):
+            raise ValueError(f"Downsampling factor={factor} must divide the spatial sizes of "
+                             f"the signals; got signal shape {signal_shape} (spatial "
+                             f"{spatial}). Crop or pad y, or change `factor`.")
+        blur = self.blur(ndim)
+        if blur is not None:
+            kernel_shape = blur.kernel_array(ndim).shape
+            if any(k > s for k, s in zip(kernel_shape, spatial)):
+                raise ValueError(f"Downsampling filter of shape {kernel_shape} is larger than "
+                                 f"the signal's spatial shape {spatial}; use a smaller "
+                                 "`sigma` or kernel.")
+
+    def measurement_shape(self, signal_shape):
+        signal_shape = tuple(signal_shape)
+        self.check_signal_shape(signal_shape)
+        factor = self._factor()
+        ndim = _spatial_ndim(signal_shape)
+        return signal_shape[:-ndim] + tuple(s // factor for s in signal_shape[-ndim:])
+
+    def forward(self, x):
+        ndim = 1 if x.dim() == 2 else 2
+        factor = self._factor()
+        blur = self.blur(ndim)
+        if blur is not None:
+            x = blur.forward(x)
+        keep = (Ellipsis,) + (slice(None, None, factor),) * ndim
+        return x[keep].contiguous()
+
+    def adjoint(self, z):
+        ndim = 1 if z.dim() == 2 else 2
+        factor = self._factor()
+        shape = tuple(z.shape[:-ndim]) + tuple(s * factor for s in z.shape[-ndim:])
+        up = z.new_zeros(shape)
+        up[(Ellipsis,) + (slice(None, None, factor),) * ndim] = z
+        blur = self.blur(ndim)
+        return up if blur is None else blur.adjoint(up)
+
+    def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
+        signal_shape = tuple(signal_shape)
+        self.check_signal_shape(signal_shape)
+        ndim = _spatial_ndim(signal_shape)
+        blur = self.blur(ndim)
+        if blur is None:
+            return 1.0
+        factor = self._factor()
+        spatial = signal_shape[-ndim:]
+        power = np.abs(np.fft.fftn(blur.padded_kernel(spatial))) ** 2
+        # Frequency k + j·(N/f) aliases onto k on the coarse grid: average over j.
+        split = []
+        for s in spatial:
+            split += [factor, s // factor]
+        aliased = power.reshape(split).mean(axis=tuple(range(0, 2 * ndim, 2)))
+        return math.sqrt(float(aliased.max()))
+
+
+class _LinearMap(torch.autograd.Function):
+    """``apply(x)`` with the backward pass ``apply_transpose(grad)``.
+
+    Used where autograd cannot see the computation (sparse products, scipy
+    LinearOperators on CPU numpy). The backward is itself a ``_LinearMap``,
+    so higher-order gradients work too.
+    """
+
+    @staticmethod
+    def forward(ctx, x, apply, apply_transpose):
+        # (Not ``ctx.apply``: that name is the backward node's own method.)
+        ctx.map_fn, ctx.transpose_fn = apply, apply_transpose
+        return apply(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _LinearMap.apply(grad, ctx.transpose_fn, ctx.map_fn), None, None
+
+
+_DENSE_EXACT_NORM_MAX = 2000  # exact ‖A‖₂ by SVD when min(m, d) is at most this
+
+
+class MatrixOperator(LinearOperator):
+    """A matrix acting on 1-D signals: ``A x`` (compressed sensing, tomography, ...).
+
+    Parameters
+    ----------
+    A : array-like of shape (m, d), scipy sparse matrix/array, or scipy.sparse.linalg.LinearOperator
+        The forward matrix. Signals have shape ``(d,)`` and measurements
+        ``(m,)``; ``y`` must be given as ``(n_samples, d)`` (or with
+        ``signal_shape=(d,)``).
+
+        * dense: converted once per device and dtype to a dense torch tensor
+          (``forward`` is a matmul, on GPU when the estimator runs there);
+        * sparse: converted once per device and dtype to a torch sparse CSR
+          tensor (sparse–dense products, on GPU too);
+        * :class:`scipy.sparse.linalg.LinearOperator`: applied through its
+          ``matmat``/``rmatmat`` (so it needs ``matvec`` and ``rmatvec``) on
+          CPU numpy arrays, in float64. This path is **CPU-bound**: on a GPU
+          every application copies the batch to the host and back. Gradients
+          flow through it (its backward pass applies the adjoint).
+
+    Notes
+    -----
+    ``norm`` is exact (equal to ``numpy.linalg.norm(A, 2)``, from the
+    eigenvalues of the smaller Gram matrix) for dense and sparse matrices with
+    ``min(m, d) <= 2000``; otherwise, and for LinearOperators, it is
+    estimated by power iteration on ``AᵀA``. Complex matrices are not supported.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from retune_sklearn.operators import MatrixOperator
+    >>> A = np.arange(6.0).reshape(2, 3)
+    >>> op = MatrixOperator(A)
+    >>> op.measurement_shape((3,))
+    (2,)
+    >>> op.forward(torch.ones(1, 3, dtype=torch.float64))
+    tensor([[ 3., 12.]], dtype=torch.float64)
+    """
+
+    def __init__(self, A):
+        self.A = A
+
+    def _matrix(self):
+        """``(kind, matrix)``: kind in {"dense", "sparse", "linop"}; validated once."""
+        def build():
+            A = self.A
+            if isinstance(A, scipy.sparse.linalg.LinearOperator):
+                kind, matrix = "linop", A
+                if np.issubdtype(np.dtype(A.dtype), np.complexfloating):
+                    raise ValueError("MatrixOperator `A` must be real; got a complex "
+                                     f"LinearOperator (dtype {A.dtype}).")
+            elif scipy.sparse.issparse(A):
+                kind = "sparse"
+                if np.iscomplexobj(A.data) or not np.issubdtype(A.dtype, np.number):
+                    raise ValueError(f"MatrixOperator `A` must be a real numeric matrix; got "
+                                     f"a sparse matrix of dtype {A.dtype}.")
+                matrix = scipy.sparse.csr_matrix(A, dtype=np.float64)
+                matrix.sum_duplicates()
+                if not np.all(np.isfinite(matrix.data)):
+                    raise ValueError("MatrixOperator `A` holds non-finite (NaN or inf) entries.")
+            else:
+                if isinstance(A, torch.Tensor):
+                    A = A.detach().cpu().numpy()
+                try:
+                    array = np.asarray(A)
+                    if np.iscomplexobj(array):
+                        raise TypeError("complex")
+                    matrix = array.astype(np.float64)
+                except (TypeError, ValueError) as error:
+                    raise ValueError("MatrixOperator `A` must be a real numeric array-like, a "
+                                     "scipy sparse matrix or a scipy.sparse.linalg."
+                                     f"LinearOperator; got {type(self.A).__name__}.") from error
+                kind = "dense"
+                if matrix.ndim == 2 and not np.all(np.isfinite(matrix)):
+                    raise ValueError("MatrixOperator `A` holds non-finite (NaN or inf) entries.")
+            shape = tuple(matrix.shape)
+            if len(shape) != 2:
+                raise ValueError(f"MatrixOperator `A` must be 2-D, of shape (m, d) = "
+                                 f"(n_measurements, n_features); got {len(shape)} dimension(s), "
+                                 f"shape {shape}.")
+            if min(shape) < 1:
+                raise ValueError(f"MatrixOperator `A` is empty (shape {shape}).")
+            return kind, matrix
+        return self._cached(("matrix",), build)
+
+    @property
+    def shape(self):
+        """``(m, d)``: measurements and features of ``A``."""
+        return tuple(self._matrix()[1].shape)
+
+    def check_signal_shape(self, signal_shape):
+        d = self.shape[1]
+        signal_shape = tuple(signal_shape)
+        if signal_shape != (d,):
+            raise ValueError(f"MatrixOperator acts on 1-D signals of length d = A.shape[1] = "
+                             f"{d}; got signals of shape {signal_shape}. Give y as "
+                             f"(n_samples, {d}) (or signal_shape=({d},)).")
+
+    def measurement_shape(self, signal_shape):
+        self.check_signal_shape(signal_shape)
+        return (self.shape[0],)
+
+    def _torch_maps(self, device, dtype):
+        """``(apply, apply_transpose)`` on 2-D batches ``(k, d)`` / ``(k, m)``."""
+        def build():
+            kind, matrix = self._matrix()
+            if kind == "dense":
+                a = torch.as_tensor(matrix, dtype=dtype, device=device)
+                return (lambda x: x @ a.T), (lambda z: z @ a)
+            if kind == "sparse":
+                a, at = (_torch_csr(mat, device, dtype) for mat in (matrix, matrix.T.tocsr()))
+
+                def apply(x):
+                    return _LinearMap.apply(x, lambda v: (a @ v.T.contiguous()).T,
+                                            lambda w: (at @ w.T.contiguous()).T)
+
+                def apply_transpose(z):
+                    return _LinearMap.apply(z, lambda w: (at @ w.T.contiguous()).T,
+                                            lambda v: (a @ v.T.contiguous()).T)
+                return apply, apply_transpose
+            forward = _numpy_map(matrix.matmat, "matmat")
+            adjoint = _numpy_map(matrix.rmatmat, "rmatmat")
+            return ((lambda x: _LinearMap.apply(x, forward, adjoint)),
+                    (lambda z: _LinearMap.apply(z, adjoint, forward)))
+        return self._cached(("maps", str(device), dtype), build)
+
+    def _apply(self, x, size, transpose):
+        if x.shape[-1] != size:
+            m, d = self.shape
+            raise ValueError(f"MatrixOperator with A of shape {(m, d)}: "
+                             f"{'adjoint' if transpose else 'forward'} expects batches of "
+                             f"shape (n, {size}); got {tuple(x.shape)}.")
+        apply, apply_transpose = self._torch_maps(x.device, x.dtype)
+        flat = x.reshape(-1, size)
+        out = (apply_transpose if transpose else apply)(flat)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+    def forward(self, x):
+        return self._apply(x, self.shape[1], transpose=False)
+
+    def adjoint(self, z):
+        return self._apply(z, self.shape[0], transpose=True)
+
+    def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
+        self.check_signal_shape(signal_shape)
+        kind, matrix = self._matrix()
+        if kind != "linop" and min(matrix.shape) <= _DENSE_EXACT_NORM_MAX:
+            def exact():
+                # ‖A‖² = largest eigenvalue of the smaller Gram matrix (AAᵀ or AᵀA):
+                # the same value as numpy.linalg.norm(A, 2), without densifying a
+                # large sparse A nor an SVD of its long side.
+                gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
+                gram = gram.toarray() if scipy.sparse.issparse(gram) else np.asarray(gram)
+                return math.sqrt(max(float(np.linalg.eigvalsh(gram)[-1]), 0.0))
+            return self._cached(("norm",), exact)
+        return super().norm(signal_shape, device=device, dtype=dtype)
+
+    def _adjoint_hint(self):
+        if self._matrix()[0] == "linop":
+            return ("Check the `rmatvec`/`rmatmat` of the scipy LinearOperator given as "
+                    "MatrixOperator `A`: it must compute Aᵀ z.")
+        return "Fix the operator's adjoint."
+
+
+def _torch_csr(matrix, device, dtype):
+    """A scipy CSR matrix as a torch sparse CSR tensor."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+        return torch.sparse_csr_tensor(
+            torch.as_tensor(matrix.indptr, dtype=torch.int64),
+            torch.as_tensor(matrix.indices, dtype=torch.int64),
+            torch.as_tensor(matrix.data, dtype=torch.float64),
+            size=matrix.shape, check_invariants=True).to(device=device, dtype=dtype)
+
+
+def _numpy_map(matmat, name):
+    """Wrap ``matmat`` (numpy, columns) as a torch map of 2-D row batches."""
+    def apply(x):
+        array = x.detach().to(device="cpu", dtype=torch.float64).numpy()
+        try:
+            out = matmat(array.T)
+        except (NotImplementedError, TypeError) as error:
+            # A LinearOperator built without rmatvec raises one or the other.
+            raise ValueError(f"MatrixOperator `A` (a scipy LinearOperator) failed in {name} "
+                             f"({type(error).__name__}: {error}); it needs both matvec and "
+                             "rmatvec (the adjoint).") from error
+        out = np.ascontiguousarray(np.asarray(out, dtype=np.float64).T)
+        return torch.as_tensor(out).to(device=x.device, dtype=x.dtype)
+    return apply
+
+
+class CallableOperator(LinearOperator):
+    """A forward operator given as two torch callables: the way to plug in your own.
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(x) -> A x``: maps a torch tensor of shape
+        ``(n, *signal_shape)`` to one of shape ``(n, *measurement_shape)``,
+        keeping the input's device and dtype (the estimator calls it in
+        float64 for its checks and in its own dtype for training, on its
+        device). It must be linear and differentiable by autograd (plain torch
+        operations are), or gradients will not reach the learned weights.
+    adjoint : callable
+        ``adjoint(z) -> Aᵀ z``: the transpose of ``forward``, from
+        ``(n, *measurement_shape)`` to ``(n, *signal_shape)``. The estimator
+        checks it with a dot test at ``fit`` (:func:`check_adjoint`) and
+        raises a ``ValueError`` if it is wrong. If you only have
+        ``forward``, ``torch.func.vjp(forward, x)[1]`` computes its adjoint.
+    measurement_shape : tuple of int, callable or None, default=None
+        Shape of one measurement: a fixed tuple, or a callable
+        ``signal_shape -> tuple``. None means the signal's shape.
+
+    Notes
+    -----
+    The parameters are readable with ``get_params()`` (``op.forward`` is the
+    method that calls the ``forward`` parameter). Pickling (and so
+    ``joblib`` parallelism in ``GridSearchCV(n_jobs>1)`` and saving a fitted
+    estimator) pickles the callables by reference: use module-level
+    functions (or ``functools.partial`` of them), not lambdas or nested
+    functions. ``clone`` copies them with :func:`copy.deepcopy`, which keeps
+    functions as they are. ``norm`` is estimated by power iteration.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from retune_sklearn.operators import CallableOperator, check_adjoint
+    >>> def crop(x):
+    ...     return x[..., 2:-2]
+    >>> def pad(z):
+    ...     return torch.nn.functional.pad(z, (2, 2))
+    >>> op = CallableOperator(crop, pad, measurement_shape=lambda s: (s[0] - 4,))
+    >>> op.measurement_shape((16,))
+    (12,)
+    >>> check_adjoint(op, (16,)) < 1e-12
+    True
+    """
+
+    _PARAMS = ("forward", "adjoint", "measurement_shape")
+
+    def __init__(self, forward, adjoint, measurement_shape=None):
+        # Stored under private names: `forward`, `adjoint` and `measurement_shape`
+        # are the operator's methods (get_params/set_params below map the names).
+        self._forward_fn = forward
+        self._adjoint_fn = adjoint
+        self._measurement_shape_spec = measurement_shape
+
+    def _param_values(self):
+        return {"forward": self._forward_fn, "adjoint": self._adjoint_fn,
+                "measurement_shape": self._measurement_shape_spec}
+
+    def get_params(self, deep=True):
+        """Get the parameters ``forward``, ``adjoint`` and ``measurement_shape``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of parameters that have ``get_params``.
+
+        Returns
+        -------
+        dict
+        """
+        out = {}
+        for key, value in self._param_values().items():
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{key}__{k}", v) for k, v in value.get_params().items())
+            out[key] = value
+        return out
+
+    def set_params(self, **params):
+        """Set the parameters ``forward``, ``adjoint`` and ``measurement_shape``.
+
+        Returns
+        -------
+        self : CallableOperator
+        """
+        attributes = {"forward": "_forward_fn", "adjoint": "_adjoint_fn",
+                      "measurement_shape": "_measurement_shape_spec"}
+        nested = {}
+        for key, value in params.items():
+            name, delim, sub_key = key.partition("__")
+            if name not in attributes:
+                raise ValueError(f"Invalid parameter {name!r} for estimator {self}. Valid "
+                                 f"parameters are: {list(self._PARAMS)!r}.")
+            if delim:
+                nested.setdefault(name, {})[sub_key] = value
+            else:
+                setattr(self, attributes[name], value)
+        for name, sub_params in nested.items():
+            getattr(self, attributes[name]).set_params(**sub_params)
+        self.__dict__.pop("_cache", None)
+        return self
+
+    def _callable(self, name):
+        function = self._param_values()[name]
+        if not callable(function):
+            raise TypeError(f"CallableOperator `{name}` must be a callable mapping torch "
+                            f"tensors to torch tensors; got {type(function).__name__}.")
+        return function
+
+    def check_signal_shape(self, signal_shape):
+        self._callable("forward")
+        self._callable("adjoint")
+        self.measurement_shape(signal_shape)
+
+    def measurement_shape(self, signal_shape):
+        signal_shape = tuple(signal_shape)
+        spec = self._measurement_shape_spec
+        if spec is None:
+            return signal_shape
+        value = spec(signal_shape) if callable(spec) else spec
+        try:
+            shape = tuple(value)
+        except TypeError:
+            shape = ()
+        if not shape or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                                and s > 0 for s in shape):
+            where = "returned" if callable(spec) else "is"
+            raise ValueError(f"CallableOperator `measurement_shape` must be a tuple of positive "
+                             f"integers or a callable returning one; it {where} {value!r} for "
+                             f"signals of shape {signal_shape}.")
+        return tuple(int(s) for s in shape)
+
+    def _call(self, name, tensor):
+        out = self._callable(name)(tensor)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"CallableOperator `{name}` must return a torch.Tensor; got "
+                            f"{type(out).__name__}.")
+        return out
+
+    def forward(self, x):
+        return self._call("forward", x)
+
+    def adjoint(self, z):
+        return self._call("adjoint", z)
+
+    def _adjoint_hint(self):
+        return ("Check the `adjoint` callable given to CallableOperator: it must compute the "
+                "transpose of `forward` (⟨forward(x), z⟩ = ⟨x, adjoint(z)⟩ for all x, z); "
+                "torch.func.vjp(forward, x)[1](z) computes it.")
