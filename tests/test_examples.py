@@ -1,0 +1,45 @@
+"""End-to-end smoke test of the example scripts (their --quick mode)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("skimage")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.slow
+def test_demo_denoising_quick(tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "demo_denoising.py"), "--quick",
+         "--output", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    png = tmp_path / "demo_denoising.png"
+    md = tmp_path / "demo_denoising.md"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert md.is_file()
+
+    table = [line for line in md.read_text(encoding="utf-8").splitlines()
+             if line.startswith("|")]
+    assert table[0].replace(" ", "") == "|method|testPSNR(dB)|walltime(s)|"
+    rows = table[2:]
+    assert len(rows) == 4
+    methods = [row.split("|")[1].strip() for row in rows]
+    assert methods[0] == "noisy input"
+    assert "BayesShrink" in methods[1]
+    assert "GridSearchCV" in methods[2] and "λ" in methods[2]
+    assert methods[3].startswith("ReTune")
+    for row in rows:
+        float(row.split("|")[2])  # a PSNR value in every row
+    # The same table is printed, with the learned weights and the residual.
+    assert "\n".join(table) in result.stdout
+    assert "Fixed-point residual" in result.stdout
+    assert "a3=" in result.stdout and "d1=" in result.stdout
