@@ -28,7 +28,7 @@ import torch
 from ._params import ParameterObject
 from .wavelets import WaveletTransform
 
-__all__ = ["Regularizer", "WaveletL1", "Tikhonov", "TotalVariation", "LearnedDenoiser",
+__all__ = ["Regularizer", "L1Norm", "WaveletL1", "Tikhonov", "TotalVariation", "LearnedDenoiser",
            "soft_threshold"]
 
 
@@ -61,6 +61,24 @@ class Regularizer(ParameterObject):
     def init_parameters(self, signal_shape, generator):
         """Initial learnable tensors besides the weights (none by default)."""
         return {}
+
+
+class L1Norm(Regularizer):
+    """``λ ‖x‖₁``: sparsity of the signal itself (one learnable weight).
+
+    The model of the Lasso; its prox is an exact soft-thresholding. Use it for
+    signals that are sparse in the canonical basis (spikes), e.g. compressed
+    sensing with :class:`~retune_sklearn.operators.MatrixOperator`.
+    """
+
+    def weight_names(self, signal_shape):
+        return ["l1"]
+
+    def prox(self, u, thresholds, network=None):
+        return soft_threshold(u, thresholds[0])
+
+    def penalty(self, u, weights):
+        return weights[0] * u.abs().flatten(1).sum(dim=1)
 
 
 _WEIGHT_MODES = ("scalar", "level", "subband")

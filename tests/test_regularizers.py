@@ -186,3 +186,23 @@ def test_learned_denoiser_lipschitz_bound_holds():
     a, b = (torch.randn((1, 8, 8), generator=gen, dtype=torch.float64) for _ in range(2))
     ratio = (reg._network(a, network) - reg._network(b, network)).norm() / (a - b).norm()
     assert ratio <= 1.0 + 1e-9
+
+
+def test_l1norm_solve_matches_sklearn_lasso():
+    """½‖Ax − y‖² + λ‖x‖₁ is scikit-learn's Lasso with alpha = λ / m."""
+    from sklearn.linear_model import Lasso
+
+    from retune_sklearn.operators import MatrixOperator
+    from retune_sklearn.regularizers import L1Norm
+
+    rng = np.random.default_rng(0)
+    m, d, lam = 20, 30, 0.05
+    A = rng.standard_normal((m, d)) / np.sqrt(m)
+    y = np.zeros((3, d))
+    y[:, :4] = rng.standard_normal((3, 4))
+    X = y @ A.T + 0.01 * rng.standard_normal((3, m))
+    est = ReTuneRegularizer(operator=MatrixOperator(A), regularizer=L1Norm(), init_weight=lam,
+                            learn_weights=False, K=500, T=20, dtype="float64").fit(X, y)
+    lasso = [Lasso(alpha=lam / m, fit_intercept=False, tol=1e-12, max_iter=100000).fit(A, x).coef_
+             for x in X]
+    np.testing.assert_allclose(est.transform(X), np.array(lasso), atol=1e-6)
