@@ -1,21 +1,32 @@
 """The scikit-learn face of the package: :class:`ReTuneRegularizer`."""
 
+import logging
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
+from sklearn.base import (BaseEstimator, ClassNamePrefixFeaturesOutMixin, RegressorMixin,
+                          TransformerMixin, clone)
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted
 
+from .metrics import psnr_per_sample
 from .operators import Identity, check_adjoint
 from .regularizers import WaveletL1
 from .solvers import HYPERGRADIENTS, ForwardBackward, relative_residual, restarted_solve
+
+try:  # progress bars are optional: without tqdm, verbose=1 prints plain lines
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover - exercised by monkeypatching tqdm to None
+    tqdm = None
 
 __all__ = ["ReTuneRegularizer"]
 
@@ -24,6 +35,62 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Cap on ``K * T``, the iterations of one solve: above it a solve of even a
 #: small batch takes hours, which is almost certainly a typo (K=10**6).
 MAX_ITERATIONS = 10**6
+
+_LOGGER = logging.getLogger("retune_sklearn")
+
+
+@contextmanager
+def _torch_threads(n_threads):
+    """Run a block with ``torch.set_num_threads(n_threads)``, then restore the setting.
+
+    ``None`` leaves torch's setting alone. The setting is process-wide: do
+    not change it from several threads at once.
+    """
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _Progress:
+    """Per-epoch reports of a training run, by verbosity.
+
+    ``verbose >= 1``: a tqdm bar over the epochs showing the loss (plain
+    printed lines when tqdm is missing or ``bar=False``); ``verbose >= 2``:
+    also an INFO record per epoch on the ``"retune_sklearn"`` logger, with
+    the loss, the validation PSNR and the weights.
+    """
+
+    def __init__(self, verbose, n_epochs, weight_names, *, bar=True):
+        self.verbose, self.n_epochs, self.weight_names = verbose, n_epochs, weight_names
+        self.bar = (tqdm(total=n_epochs, desc="ReTuneRegularizer", unit="epoch")
+                    if verbose and bar and tqdm is not None else None)
+
+    def epoch(self, epoch, loss, validation_psnr, weights):
+        if not self.verbose:
+            return
+        values = {"loss": f"{loss:.6g}"}
+        if validation_psnr is not None:
+            values["val_psnr"] = f"{validation_psnr:.4f}"
+        if self.bar is not None:
+            self.bar.set_postfix(values, refresh=False)
+            self.bar.update()
+        else:
+            shown = " ".join(f"{k}={v}" for k, v in values.items())
+            print(f"[ReTuneRegularizer] epoch {epoch + 1}/{self.n_epochs} {shown}", flush=True)
+        if self.verbose >= 2:
+            shown = ", ".join(f"{n}={w:.4g}" for n, w in zip(self.weight_names, weights))
+            _LOGGER.info("epoch %d/%d loss=%.6g validation_psnr=%s weights: %s", epoch + 1,
+                         self.n_epochs, loss, values.get("val_psnr"), shown)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 @dataclass
@@ -67,6 +134,12 @@ class _Diverged(Exception):
     """Raised inside the training loop when a loss, gradient or weight is not finite."""
 
 
+class _NotRealError(TypeError, ValueError):
+    """Non-real data. A ``TypeError`` (the dtype is wrong) that is also the
+    ``ValueError`` scikit-learn raises for complex data, so code written for
+    either convention catches it."""
+
+
 def _check_data(data, name, *, ensure_2d=True):
     """``check_array`` with errors that name the argument and what was expected.
 
@@ -74,6 +147,9 @@ def _check_data(data, name, *, ensure_2d=True):
     accepted; integers and booleans become float64. Torch tensors on any
     device are converted with ``.detach().cpu().numpy()``.
     """
+    if scipy.sparse.issparse(data):
+        raise TypeError(f"{name} is a sparse matrix; sparse input is not supported (signals "
+                        f"and measurements are dense arrays). Convert it with {name}.toarray().")
     if torch.is_tensor(data):
         data = data.detach().cpu().numpy()
     array = np.asarray(data)
@@ -84,16 +160,20 @@ def _check_data(data, name, *, ensure_2d=True):
             raise TypeError(f"{name} must hold real numbers; got an object array with "
                             f"non-numeric entries ({error}).") from None
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers (float, integer or boolean); got "
-                        f"dtype {array.dtype}. Pass the real part, magnitude or decoded "
-                        "values explicitly.")
+        complex_note = " Complex data not supported." if array.dtype.kind == "c" else ""
+        raise _NotRealError(f"{name} must hold real numbers (float, integer or boolean); got "
+                            f"dtype {array.dtype}.{complex_note} Pass the real part, magnitude "
+                            "or decoded values explicitly.")
     if array.ndim < 1 + ensure_2d:
         raise ValueError(f"{name} must have shape (n_samples, n_features) or (n_samples, "
                          f"*shape): the first axis indexes samples. Got a {array.ndim}-D "
-                         f"array of shape {array.shape}; reshape one sample as {name}[None].")
+                         f"array of shape {array.shape}. Reshape your data: one sample is "
+                         f"{name}[None].")
     if array.size == 0:
-        raise ValueError(f"{name} is empty (shape {array.shape}); need at least one sample "
-                         "with at least one entry.")
+        # Worded as check_array's messages, which scikit-learn's checks expect.
+        empty = "sample(s)" if len(array) == 0 else "feature(s)"
+        raise ValueError(f"{name} is empty: 0 {empty} (shape={array.shape}) while a minimum "
+                         "of 1 is required.")
     return check_array(array, allow_nd=True, ensure_2d=ensure_2d, copy=False,
                        dtype=[np.float64, np.float32], input_name=name)
 
@@ -110,7 +190,8 @@ class _Problem:
     lipschitz: float
 
 
-class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
+class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, RegressorMixin,
+                        BaseEstimator):
     """Learn the weights of a variational reconstruction model from data.
 
     The reconstruction of a measurement ``X_i`` is the (approximate) solution
@@ -164,6 +245,23 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         Samples per outer step; also the chunk size of ``transform``.
     shuffle : bool, default=True
         Shuffle the samples at each epoch.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training samples (split with
+        ``random_state``), compute their mean PSNR after every epoch, stop
+        when it has not improved by at least ``tol`` for ``n_iter_no_change``
+        epochs, and keep the weights of the best epoch (as scikit-learn's
+        ``MLPRegressor``). Ignored by :meth:`partial_fit`.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the samples held out when ``early_stopping``.
+    n_iter_no_change : int, default=5
+        Epochs without improvement before early stopping.
+    tol : float, default=1e-4
+        Smallest validation-PSNR gain (dB) that counts as an improvement.
+    warm_start : bool, default=False
+        If True and the estimator is fitted, ``fit`` starts from the fitted
+        weights (and network) instead of ``init_weight``, with a fresh Adam
+        state. The regularizer must then have the same weights as the fitted
+        one.
     signal_shape : tuple of int or None, default=None
         Shape of one clean signal when ``y`` is given flat as
         ``(n_samples, n_features)``, e.g. ``(8, 8)`` for digits. By default a
@@ -175,10 +273,20 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         "auto" uses CUDA when available, else the CPU.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the computations. Outputs have the dtype of ``X``.
+    n_threads : int or None, default=None
+        Torch intra-op threads during ``fit``, ``partial_fit``, ``transform``
+        (and ``predict``, ``score``): ``torch.set_num_threads(n_threads)`` for
+        the call, restored afterwards. None leaves torch's setting alone. The
+        setting is process-wide; see Notes on parallel searches.
     random_state : int, RandomState instance or None, default=None
-        Seed of the mini-batch shuffling.
+        Seed of the mini-batch shuffling, of the validation split and of the
+        initialization of learned networks.
     verbose : int, default=0
-        Print one line per epoch when positive.
+        0: silent. 1: a tqdm progress bar over the epochs with the current
+        loss (plain printed lines if tqdm is not installed). 2 or more: also
+        one INFO record per epoch (loss, validation PSNR, weights) on the
+        ``logging.getLogger("retune_sklearn")`` logger; configure logging to
+        see them, e.g. ``logging.basicConfig(level=logging.INFO)``.
 
     Attributes
     ----------
@@ -193,9 +301,15 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
     lipschitz_ : float
         ``L = ‖A W*‖²`` estimated by power iteration.
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run by the last ``fit`` (plus one per later
+        :meth:`partial_fit` call).
     loss_curve_ : list of float
-        Mean training loss (MSE) of each epoch.
+        Mean training loss (MSE) of each epoch (continued by ``partial_fit``).
+    validation_scores_ : list of float or None
+        Mean validation PSNR (dB) after each epoch; None unless
+        ``early_stopping``.
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``: the weights are those of that epoch.
     converged_ : bool
         False if the fit stopped early: it diverged (non-finite loss,
         hypergradient or weights; a ``ConvergenceWarning`` says so) or was
@@ -212,6 +326,11 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
     n_features_in_ : int
         Number of entries of one measurement ``X_i``.
     operator_, regularizer_ : fitted copies of ``operator`` and ``regularizer``.
+
+    See Also
+    --------
+    retune_sklearn.persistence.save_weights : Save a fitted model without pickle.
+    retune_sklearn.persistence.load_weights : Load it back, executing no code.
 
     Notes
     -----
@@ -243,6 +362,21 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
     GPU, at some speed cost. Results differ between CPU and GPU and between
     GPU models.
 
+    Persistence: the fitted state is held in NumPy arrays and CPU tensors,
+    so a pickled model fitted on a GPU loads and predicts on a CPU-only
+    machine with ``device="auto"`` (or after ``set_params(device="cpu")``
+    when it was fitted with ``device="cuda"``). Unpickling runs arbitrary
+    code: never load pickles (or joblib files) from untrusted sources; use
+    :func:`~retune_sklearn.persistence.save_weights` and
+    :func:`~retune_sklearn.persistence.load_weights` for that.
+
+    Parallel searches: joblib's default (loky) backend starts its workers
+    with ``OMP_NUM_THREADS`` (and the BLAS variables) set to
+    ``n_cpus // n_jobs``; torch reads ``OMP_NUM_THREADS`` at start-up, so
+    ``GridSearchCV(..., n_jobs=k)`` does not oversubscribe torch's intra-op
+    threads. With the threading backend, or for tiny problems where thread
+    start-up dominates, use ``n_threads=1`` in the estimator.
+
     Examples
     --------
     >>> import numpy as np
@@ -250,10 +384,13 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
     >>> rng = np.random.default_rng(0)
     >>> y = np.repeat(np.repeat(rng.random((20, 4, 4)), 4, axis=1), 4, axis=2)
     >>> X = y + 0.1 * rng.standard_normal(y.shape)
-    >>> est = ReTuneRegularizer(K=5, T=2, max_epochs=5, random_state=0).fit(X, y)
+    >>> from retune_sklearn.metrics import psnr
+    >>> from retune_sklearn.regularizers import WaveletL1
+    >>> est = ReTuneRegularizer(regularizer=WaveletL1("haar", levels=2), K=5, T=2,
+    ...                         max_epochs=5, random_state=0).fit(X, y)
     >>> est.transform(X).shape
     (20, 16, 16)
-    >>> bool(est.score(X, y) > ReTuneRegularizer().fit(X, y).score(X, X) - 100)
+    >>> bool(est.score(X, y) > psnr(y, X))  # better than the noisy input
     True
     """
 
@@ -275,10 +412,16 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
         "signal_shape": [None, tuple],
         "data_range": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
         "dtype": [StrOptions(set(_DTYPES))],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -287,8 +430,9 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
                  implicit_tol=1e-6, implicit_max_iter=200, init_weight="auto",
                  learn_weights=True, learn_step_size=False, step_scale=1.0,
                  learning_rate=0.05, max_epochs=30, batch_size=32, shuffle=True,
-                 signal_shape=None, data_range=1.0, device="auto", dtype="float32",
-                 random_state=None, verbose=0):
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 warm_start=False, signal_shape=None, data_range=1.0, device="auto",
+                 dtype="float32", n_threads=None, random_state=None, verbose=0):
         self.operator = operator
         self.regularizer = regularizer
         self.K = K
@@ -304,10 +448,16 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
         self.signal_shape = signal_shape
         self.data_range = data_range
         self.device = device
         self.dtype = dtype
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -341,16 +491,68 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
             If training was interrupted by ``KeyboardInterrupt``: ``fit``
             returns normally with the best epoch's weights.
         """
-        X, y, problem, X_t, y_t = self._prepare_fit(X, y)
-        theta = self._initial_parameters(X_t, y_t, problem)
+        with self._compute_context():
+            return self._fit(X, y, incremental=False)
 
-        loss_curve, converged = self._train(X_t, y_t, problem, theta)
+    def partial_fit(self, X, y):
+        """One pass of Adam steps over ``(X, y)`` in mini-batches of ``batch_size``.
+
+        The first call (on an unfitted estimator) initializes the model as
+        :meth:`fit` does; later calls continue from the fitted weights and
+        the Adam state of the previous call (or of ``fit``), on data of the
+        fitted layout. ``early_stopping`` and ``max_epochs`` are ignored;
+        ``loss_curve_`` and ``n_iter_`` are continued.
+
+        Parameters
+        ----------
+        X, y : array-like
+            Measurements and clean signals, as in :meth:`fit`.
+
+        Returns
+        -------
+        self : ReTuneRegularizer
+            The updated estimator.
+
+        Raises
+        ------
+        ValueError, TypeError
+            On invalid parameters or data (including data of another layout
+            than the fitted one), before any fitted attribute changes.
+        """
+        with self._compute_context():
+            return self._fit(X, y, incremental=True)
+
+    def _compute_context(self):
+        """Validate the parameters, then run torch with ``n_threads`` threads."""
+        self._check_params()
+        return _torch_threads(self.n_threads)
+
+    def _fit(self, X, y, *, incremental):
+        """``fit`` (``incremental=False``) and ``partial_fit``."""
+        proceed = incremental and hasattr(self, "weights_")
+        X, y, problem, X_t, y_t = self._prepare_fit(X, y, fitted_layout=proceed)
+        theta = self._initial_parameters(X_t, y_t, problem)
+        if proceed or (self.warm_start and hasattr(self, "weights_")):
+            theta = self._continued_theta(problem, theta)
+        X_train, y_train, validation = X_t, y_t, None
+        if self.early_stopping and not incremental:
+            train, held_out = (torch.as_tensor(i, device=X_t.device)
+                               for i in self._validation_split(len(X_t)))
+            X_train, y_train, validation = X_t[train], y_t[train], (X_t[held_out], y_t[held_out])
+
+        parameters = theta.learnable(self.learn_weights, self.learn_step_size)
+        optimizer = self._optimizer(parameters, resume=proceed)
+        loss_curve, scores, converged = self._train(
+            X_train, y_train, problem, theta, optimizer,
+            1 if incremental else self.max_epochs, validation, bar=not incremental)
 
         # Everything is computed first and assigned at once, so that a failure
         # (or Ctrl-C) before this point leaves a previous fit intact.
         theta = theta.detached_copy()
         step_scale = float(2 * torch.sigmoid(theta.step_logit))
         residual = self._residual(X_t[: self.batch_size], problem, theta)
+        if proceed:
+            loss_curve = self.loss_curve_ + loss_curve
         vars(self).update(
             operator_=problem.model.operator,
             regularizer_=problem.model.regularizer,
@@ -364,56 +566,132 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
             loss_curve_=loss_curve,
             n_iter_=len(loss_curve),
             converged_=converged,
+            validation_scores_=scores if validation is not None else None,
+            best_validation_score_=max(scores, default=None) if validation is not None else None,
             signal_shape_=problem.signal_shape,
             measurement_shape_=problem.measurement_shape,
             n_features_in_=int(np.prod(X.shape[1:])),
             _y_sample_shape=y.shape[1:],  # transform returns y's layout
             fixed_point_residual_=residual,
+            _optimizer_state=self._optimizer_state_dict(optimizer, parameters),
         )
         return self
 
-    def _train(self, X_t, y_t, problem, theta):
-        """Adam on the learnable parameters; returns (loss per epoch, converged).
+    def _continued_theta(self, problem, initial):
+        """The fitted parameters, checked against the ``initial`` ones of ``problem``."""
+        names = problem.model.regularizer.weight_names(problem.signal_shape)
+        shapes = {k: tuple(v.shape) for k, v in initial.network.items()}
+        fitted_shapes = {k: v.shape for k, v in self.regularizer_params_.items()}
+        if names != self.weight_names_ or shapes != fitted_shapes:
+            raise ValueError(f"warm_start=True: the fitted model has the weights "
+                             f"{self.weight_names_} (network tensors {fitted_shapes}), but the "
+                             f"current regularizer and data give {names} ({shapes}); they "
+                             "cannot be continued. Set warm_start=False to start afresh.")
+        return self._fitted_theta(problem)
 
-        On divergence or ``KeyboardInterrupt`` the parameters of the best
-        epoch so far (the initial ones if no epoch finished) are restored in
-        place, with a warning, and ``converged`` is False.
-        """
-        parameters = theta.learnable(self.learn_weights, self.learn_step_size)
+    def _validation_split(self, n_samples):
+        """Indices of the training and validation samples (``early_stopping``)."""
+        try:
+            return train_test_split(np.arange(n_samples), test_size=self.validation_fraction,
+                                    random_state=self.random_state)
+        except ValueError as error:
+            raise ValueError(f"early_stopping=True cannot hold out validation_fraction="
+                             f"{self.validation_fraction} of {n_samples} samples: {error}") from None
+
+    def _optimizer(self, parameters, *, resume):
+        """Adam on ``parameters``; with ``resume``, from the stored Adam state if it fits."""
         if not parameters:
-            return [], True
+            return None
         for p in parameters:
             p.requires_grad_(True)
         optimizer = torch.optim.Adam(parameters, lr=self.learning_rate)
+        state = getattr(self, "_optimizer_state", None)
+        if resume and state is not None and state["key"] == self._learnable_key(parameters):
+            optimizer.load_state_dict(state["state"])  # moves the moments to the device
+            for group in optimizer.param_groups:  # a changed learning_rate applies
+                group["lr"] = self.learning_rate
+        return optimizer
+
+    def _learnable_key(self, parameters):
+        """What the Adam state belongs to: which tensors, of which shapes."""
+        return (self.learn_weights, self.learn_step_size, tuple(tuple(p.shape) for p in parameters))
+
+    def _optimizer_state_dict(self, optimizer, parameters):
+        """Adam's state with CPU tensors (picklable and device-free), or None."""
+        if optimizer is None:
+            return None
+        state = optimizer.state_dict()
+        state["state"] = {i: {k: v.detach().cpu().clone() if torch.is_tensor(v) else v
+                              for k, v in moments.items()}
+                          for i, moments in state["state"].items()}
+        return {"key": self._learnable_key(parameters), "state": state}
+
+    def _train(self, X_t, y_t, problem, theta, optimizer, n_epochs, validation=None, *,
+               bar=True):
+        """Adam epochs on the learnable parameters of ``theta`` (updated in place).
+
+        Returns the loss of each epoch, the validation PSNR of each epoch
+        (empty without ``validation``) and whether training ended normally.
+        With ``validation = (X_val, y_val)``, training stops early (see
+        ``early_stopping``) and ends with the parameters of the best epoch.
+        On divergence or ``KeyboardInterrupt`` the parameters of the best
+        epoch so far (the initial ones if no epoch finished) are restored,
+        with a warning, and ``converged`` is False.
+        """
+        if optimizer is None:
+            return [], [], True
         rng = check_random_state(self.random_state)
-        best = (math.inf, theta.detached_copy())
-        loss_curve = []
+        # best = (score, parameters); the score is the validation PSNR, or
+        # minus the training loss without validation.
+        best = (-math.inf, theta.detached_copy())
+        loss_curve, scores, no_improvement = [], [], 0
+        progress = _Progress(self.verbose, n_epochs,
+                             problem.model.regularizer.weight_names(problem.signal_shape), bar=bar)
         try:
-            for epoch in range(self.max_epochs):
+            for epoch in range(n_epochs):
                 order = rng.permutation(len(X_t)) if self.shuffle else np.arange(len(X_t))
                 epoch_loss = self._train_epoch(X_t, y_t, problem, theta, optimizer, order)
                 loss_curve.append(epoch_loss)
-                if epoch_loss < best[0]:
-                    best = (epoch_loss, theta.detached_copy())
-                if self.verbose:
-                    print(f"[ReTuneRegularizer] epoch {epoch + 1}/{self.max_epochs} "
-                          f"loss={epoch_loss:.6g}")
-            return loss_curve, True
+                score = -epoch_loss
+                if validation is not None:
+                    score = self._validation_score(*validation, problem, theta)
+                    scores.append(score)
+                    no_improvement = no_improvement + 1 if score < best[0] + self.tol else 0
+                if score > best[0]:
+                    best = (score, theta.detached_copy())
+                progress.epoch(epoch, epoch_loss, score if validation is not None else None,
+                               theta.log_weights.detach().exp().tolist())
+                if no_improvement >= self.n_iter_no_change:
+                    break
+            if validation is not None:
+                theta.restore(best[1])
+            return loss_curve, scores, True
         except _Diverged as error:
             warnings.warn(f"ReTuneRegularizer diverged at epoch {len(loss_curve) + 1}: {error}. "
                           "The weights of the best epoch so far were restored and converged_ "
                           f"is False. Lower learning_rate (now {self.learning_rate:g}) or "
                           f"step_scale (now {self.step_scale:g}), or rescale X and y.",
-                          ConvergenceWarning, stacklevel=3)
+                          ConvergenceWarning, stacklevel=4)
         except KeyboardInterrupt:
             # As skorch does: Ctrl-C ends training, not the fit, so that hours of
             # training are not thrown away.
             warnings.warn(f"ReTuneRegularizer.fit interrupted (KeyboardInterrupt) during "
-                          f"epoch {len(loss_curve) + 1}/{self.max_epochs}; keeping the "
+                          f"epoch {len(loss_curve) + 1}/{n_epochs}; keeping the "
                           "weights of the best epoch so far (converged_ is False).",
-                          UserWarning, stacklevel=3)
+                          UserWarning, stacklevel=4)
+        finally:
+            progress.close()
         theta.restore(best[1])
-        return loss_curve, False
+        return loss_curve, scores, False
+
+    def _validation_score(self, X_val, y_val, problem, theta):
+        """Mean PSNR (dB) of the reconstructions of the held-out samples."""
+        with torch.no_grad():
+            reconstructions = torch.cat([
+                self._solve(X_val[start:start + self.batch_size], problem, theta, "none")
+                for start in range(0, len(X_val), self.batch_size)])
+        return float(np.mean(psnr_per_sample(y_val.cpu().numpy(), reconstructions.cpu().numpy(),
+                                             data_range=self.data_range)))
 
     def _train_epoch(self, X_t, y_t, problem, theta, optimizer, order):
         """Adam steps over one pass of ``order``; returns the mean batch loss.
@@ -488,17 +766,18 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         if hypergradient not in HYPERGRADIENTS:
             raise ValueError(f"hypergradient must be one of {HYPERGRADIENTS}; "
                              f"got {hypergradient!r}.")
-        _, _, problem, X_t, y_t = self._prepare_fit(X, y)
-        if hasattr(self, "weights_"):
-            theta = self._fitted_theta(problem)
-        else:
-            theta = self._initial_parameters(X_t, y_t, problem)
-        theta.log_weights.requires_grad_(True)
-        for start in range(0, len(X_t), self.batch_size):
-            chunk = slice(start, start + self.batch_size)
-            loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, theta, hypergradient)
-            (loss * len(X_t[chunk]) / len(X_t)).backward()
-        return theta.log_weights.grad.cpu().numpy().astype(np.float64)
+        with self._compute_context():
+            _, _, problem, X_t, y_t = self._prepare_fit(X, y)
+            if hasattr(self, "weights_"):
+                theta = self._fitted_theta(problem)
+            else:
+                theta = self._initial_parameters(X_t, y_t, problem)
+            theta.log_weights.requires_grad_(True)
+            for start in range(0, len(X_t), self.batch_size):
+                chunk = slice(start, start + self.batch_size)
+                loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, theta, hypergradient)
+                (loss * len(X_t[chunk]) / len(X_t)).backward()
+            return theta.log_weights.grad.cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------ inference
     def transform(self, X):
@@ -515,7 +794,10 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
             Reconstructions, with the dtype of ``X`` (float64 for non-float X).
         """
         check_is_fitted(self)
-        self._check_params()
+        with self._compute_context():
+            return self._transform(X)
+
+    def _transform(self, X):
         X = self._check_measurements(X)
         problem = self._fitted_problem()
         theta = self._fitted_theta(problem)
@@ -558,8 +840,6 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
             Mean peak signal-to-noise ratio in dB (higher is better), with
             ``data_range`` as the peak.
         """
-        from .metrics import psnr_per_sample
-
         check_is_fitted(self)
         # Cheap checks of y first, so that a wrong y fails before the solves.
         n_samples = len(self._check_measurements(X))
@@ -574,15 +854,24 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
                                 weights=sample_weight))
 
     # ---------------------------------------------------------- validation
-    def _prepare_fit(self, X, y):
-        """Validate parameters and data; return arrays, problem and tensors.
+    def _prepare_fit(self, X, y, *, fitted_layout=False):
+        """Validate the data and build the problem; return arrays, problem and tensors.
 
         ``X`` is returned in the operator's measurement shape and ``y`` as
-        given; the tensors hold measurements and structured signals.
+        given; the tensors hold measurements and structured signals. With
+        ``fitted_layout``, the data must have the fitted layout and the
+        fitted problem is used (``partial_fit`` on a fitted estimator).
         """
-        self._check_params()
         X, y = self._check_fit_data(X, y)
-        problem = self._build_problem(self._signal_shape(y), X.shape[1:])
+        if fitted_layout:
+            X = self._check_measurements(X)
+            if y.shape[1:] != self._y_sample_shape:
+                raise ValueError(f"y has samples of shape {y.shape[1:]}, but "
+                                 f"ReTuneRegularizer was fitted on y of sample shape "
+                                 f"{self._y_sample_shape}.")
+            problem = self._fitted_problem()
+        else:
+            problem = self._build_problem(self._signal_shape(y), X.shape[1:])
         # Flat layouts are allowed; the model works on the structured shapes.
         X = X.reshape(len(X), *problem.measurement_shape)
         y_signals = y.reshape(len(y), *problem.signal_shape)
@@ -598,6 +887,9 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
                              "(such a solve would take hours). Lower K or T.")
 
     def _check_fit_data(self, X, y):
+        if y is None:  # worded as scikit-learn's own message
+            raise ValueError("ReTuneRegularizer requires y to be passed, but the target y is "
+                             "None: y holds the clean signals paired with X.")
         X = _check_data(X, "X")
         y = _check_data(y, "y", ensure_2d=False)
         if y.ndim < 2:
@@ -629,6 +921,10 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
         if X.shape[1:] != expected:
             if X.ndim == 2 and X.shape[1] == self.n_features_in_:
                 return X.reshape(len(X), *expected)
+            if X.ndim == 2:  # flat X: the number of features is what matters
+                raise ValueError(f"X has {X.shape[1]} features, but ReTuneRegularizer is "
+                                 f"expecting {self.n_features_in_} features as input "
+                                 f"(measurements of shape {expected}, possibly flattened).")
             raise ValueError(f"X has samples of shape {X.shape[1:]} ({int(np.prod(X.shape[1:]))} "
                              f"features), but ReTuneRegularizer was fitted on measurements of "
                              f"shape {expected} ({self.n_features_in_} features).")
@@ -650,7 +946,8 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
                              "('auto', 'cpu', 'cuda', 'cuda:1', ...).") from error
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r} asks for CUDA, but torch sees no CUDA "
-                             "device here; use device='auto' or 'cpu'.")
+                             "device here; use device='auto' or 'cpu'. A model fitted on a "
+                             "GPU predicts on the CPU after est.set_params(device='cpu').")
         if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
             raise ValueError(f"device={self.device!r}: torch sees only "
                              f"{torch.cuda.device_count()} CUDA device(s).")
@@ -738,11 +1035,23 @@ class ReTuneRegularizer(TransformerMixin, RegressorMixin, BaseEstimator):
             u = restarted_solve(step, problem.model.initial_point(X_t), self.K, self.T, "none")
             return float(relative_residual(step, u).mean())
 
+    @property
+    def _n_features_out(self):
+        """Entries of one reconstruction (names from ``get_feature_names_out``)."""
+        return int(np.prod(self._y_sample_shape))
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
+        # y holds one signal (1-D or more) per sample: a 1-D y is refused.
         tags.target_tags.single_output = False
         tags.target_tags.multi_output = True
+        tags.input_tags.two_d_array = True
         tags.input_tags.three_d_array = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        # CUDA kernels accumulate in an unspecified order (see Notes).
+        tags.non_deterministic = str(self.device).startswith("cuda") or (
+            self.device == "auto" and torch.cuda.is_available())
         return tags
