@@ -84,9 +84,11 @@ class _Progress:
             shown = " ".join(f"{k}={v}" for k, v in values.items())
             print(f"[ReTuneRegularizer] epoch {epoch + 1}/{self.n_epochs} {shown}", flush=True)
         if self.verbose >= 2:
+            validation = ("" if validation_psnr is None
+                          else f" validation_psnr={validation_psnr:.4f}")
             shown = ", ".join(f"{n}={w:.4g}" for n, w in zip(self.weight_names, weights))
-            _LOGGER.info("epoch %d/%d loss=%.6g validation_psnr=%s weights: %s", epoch + 1,
-                         self.n_epochs, loss, values.get("val_psnr"), shown)
+            _LOGGER.info("epoch %d/%d loss=%.6g%s weights: %s", epoch + 1, self.n_epochs, loss,
+                         validation, shown)
 
     def close(self):
         if self.bar is not None:
@@ -369,6 +371,11 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
     code: never load pickles (or joblib files) from untrusted sources; use
     :func:`~retune_sklearn.persistence.save_weights` and
     :func:`~retune_sklearn.persistence.load_weights` for that.
+
+    Output containers: ``get_feature_names_out`` names the entries of a
+    (flattened) reconstruction ``retuneregularizer0``, ``retuneregularizer1``,
+    ...; ``set_output(transform="pandas")`` needs 2-D outputs, so fit on flat
+    ``y`` (with ``signal_shape`` for images) to get DataFrames.
 
     Parallel searches: joblib's default (loky) backend starts its workers
     with ``OMP_NUM_THREADS`` (and the BLAS variables) set to

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from . import __version__, operators, regularizers
+from . import operators, regularizers
 from ._params import ParameterObject
 from .estimator import ReTuneRegularizer
 
@@ -157,6 +157,8 @@ def save_weights(estimator, file):
     --------
     load_weights : Load the file back.
     """
+    from . import __version__  # not at import time: the package may import this module
+
     check_is_fitted(estimator)
     if type(estimator) is not ReTuneRegularizer:
         raise TypeError(f"save_weights saves ReTuneRegularizer models; got "
