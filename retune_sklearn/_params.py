@@ -25,6 +25,7 @@ class ParameterObject(BaseEstimator):
         return super().set_params(**params)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: on Python >= 3.11 the base class may hand back __dict__ itself.
+        state = dict(super().__getstate__())
         state.pop("_cache", None)
         return state

@@ -199,8 +199,9 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
     The reconstruction of a measurement ``X_i`` is the (approximate) solution
     of ``min_x ½‖A x − X_i‖² + Σ_g λ_g R_g(x)``, computed by ``T`` blocks of
     ``K`` forward–backward iterations. ``fit`` learns the weights ``λ_g`` (in
-    the log domain, with Adam) by minimizing the mean squared error between
-    the reconstructions and the clean signals ``y``; gradients are taken
+    the log domain, with Adam) by minimizing the mean squared error (or
+    minus the mean PSNR, see ``loss``) between the reconstructions and the
+    clean signals ``y``; gradients are taken
     through the last block only (ReTune: restarted Jacobian-free bilevel
     gradients, arXiv:2506.13239), or as set by ``hypergradient``.
 
@@ -239,6 +240,12 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         Also learn ``step_scale`` (kept in (0, 2) through a sigmoid).
     step_scale : float in (0, 2), default=1.0
         Step size ``τ = step_scale / L`` with ``L = ‖A W*‖²``.
+    loss : {"mse", "psnr"}, default="mse"
+        Training loss: ``"mse"``, the mean squared error over all entries of
+        a batch (the bilevel objective of the DESIGN notes); ``"psnr"``, minus
+        the mean per-sample PSNR (``mean_i 10 log10 MSE_i``), i.e. exactly the
+        criterion :meth:`score` reports. "mse" favours the samples with the
+        largest errors (textured images), "psnr" weighs every sample alike.
     learning_rate : float, default=0.05
         Adam learning rate on the log-weights.
     max_epochs : int, default=30
@@ -415,6 +422,7 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         "learn_weights": ["boolean"],
         "learn_step_size": ["boolean"],
         "step_scale": [Interval(Real, 0, 2, closed="neither")],
+        "loss": [StrOptions({"mse", "psnr"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -435,7 +443,7 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
 
     def __init__(self, operator=None, regularizer=None, *, K=10, T=10, hypergradient="jfb",
                  implicit_tol=1e-6, implicit_max_iter=200, init_weight="auto",
-                 learn_weights=True, learn_step_size=False, step_scale=1.0,
+                 learn_weights=True, learn_step_size=False, step_scale=1.0, loss="mse",
                  learning_rate=0.05, max_epochs=30, batch_size=32, shuffle=True,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  warm_start=False, signal_shape=None, data_range=1.0, device="auto",
@@ -451,6 +459,7 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         self.learn_weights = learn_weights
         self.learn_step_size = learn_step_size
         self.step_scale = step_scale
+        self.loss = loss
         self.learning_rate = learning_rate
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -727,7 +736,11 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
 
     def _batch_loss(self, X_b, y_b, problem, theta, hypergradient):
         reconstruction = self._solve(X_b, problem, theta, hypergradient)
-        return torch.mean((reconstruction - y_b) ** 2)
+        if self.loss == "mse":
+            return torch.mean((reconstruction - y_b) ** 2)
+        per_sample = (reconstruction - y_b).flatten(1).pow(2).mean(dim=1)
+        # 10 log10 MSE_i is minus the PSNR up to a constant (the data range).
+        return torch.mean(10 * torch.log10(per_sample.clamp_min(torch.finfo(per_sample.dtype).tiny)))
 
     @staticmethod
     def _step(X_b, problem, theta):
@@ -766,8 +779,9 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         Returns
         -------
         ndarray of shape (n_weights,)
-            ``∂ loss / ∂ log λ_g`` where ``loss`` is the mean squared error
-            over all samples of ``X`` (computed in chunks of ``batch_size``).
+            ``∂ loss / ∂ log λ_g`` where ``loss`` is the training loss (see
+            ``loss``) averaged over all samples of ``X`` (computed in chunks
+            of ``batch_size``).
         """
         hypergradient = self.hypergradient if hypergradient is None else hypergradient
         if hypergradient not in HYPERGRADIENTS:

@@ -374,6 +374,16 @@ class Inpainting(LinearOperator):
         return self._cached(("mask", shape, str(x.device), x.dtype), lambda: torch.as_tensor(
             mask, dtype=x.dtype, device=x.device))
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        # A mask drawn from random_state=None (or a RandomState) cannot be
+        # drawn again: keep the numpy draws so a pickled model predicts alike.
+        drawn = {key: mask for key, mask in self.__dict__.get("_cache", {}).items()
+                 if key[0] == "mask" and len(key) == 2}
+        if drawn and self.mask is None:
+            state["_cache"] = drawn
+        return state
+
     def forward(self, x):
         return x * self._mask_tensor(x)
 

@@ -179,3 +179,17 @@ def test_pickle_round_trip_gives_identical_output(denoising):
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(restored.transform(X_test), est.transform(X_test))
     np.testing.assert_array_equal(restored.weights_, est.weights_)
+
+
+def test_each_loss_wins_on_its_own_criterion(denoising):
+    """loss="psnr" maximizes the mean per-sample PSNR, loss="mse" the pooled MSE."""
+    X_train, _, y_train, _ = denoising
+    params = dict(regularizer=REG, K=1, T=2, learning_rate=0.1, max_epochs=25,
+                  batch_size=8, random_state=0)
+    by_mse = ReTuneRegularizer(loss="mse", **params).fit(X_train, y_train)
+    by_psnr = ReTuneRegularizer(loss="psnr", **params).fit(X_train, y_train)
+
+    def pooled_mse(est):
+        return np.mean((est.transform(X_train) - y_train) ** 2)
+    assert by_psnr.score(X_train, y_train) > by_mse.score(X_train, y_train)
+    assert pooled_mse(by_mse) < pooled_mse(by_psnr)

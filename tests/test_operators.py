@@ -98,3 +98,13 @@ def test_set_params_drops_cached_kernel():
     blur.set_params(sigma=2.0)
     wide = blur.forward(x)
     assert wide.max() < narrow.max()
+
+
+def test_inpainting_mask_drawn_without_seed_survives_pickling():
+    import pickle
+
+    operator = Inpainting(keep_prob=0.5, random_state=None)
+    x = torch.ones((1, 8, 8))
+    before = operator.forward(x)
+    assert torch.equal(pickle.loads(pickle.dumps(operator)).forward(x), before)
+    assert torch.equal(operator.forward(x), before)  # pickling keeps the live cache
