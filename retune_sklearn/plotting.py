@@ -121,7 +121,8 @@ def plot_loss_curve(estimator, ax=None, *, log=True, color="C1"):
         ax.text(0.5, 0.5, "no training\n(empty loss_curve_)", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training MSE")
+    loss = getattr(estimator, "loss", "mse")
+    ax.set_ylabel("training MSE" if loss == "mse" else "training loss (mean 10·log10 MSE)")
     ax.set_title("Loss curve")
     return ax
 

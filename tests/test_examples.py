@@ -31,15 +31,15 @@ def test_demo_denoising_quick(tmp_path):
              if line.startswith("|")]
     assert table[0].replace(" ", "") == "|method|testPSNR(dB)|walltime(s)|"
     rows = table[2:]
-    assert len(rows) == 4
+    assert len(rows) == 5
     methods = [row.split("|")[1].strip() for row in rows]
     assert methods[0] == "noisy input"
     assert "BayesShrink" in methods[1]
     assert "GridSearchCV" in methods[2] and "λ" in methods[2]
-    assert methods[3].startswith("ReTune")
+    assert methods[3].startswith("ReTune") and methods[4].startswith("ReTune")
     for row in rows:
         float(row.split("|")[2])  # a PSNR value in every row
     # The same table is printed, with the learned weights and the residual.
     assert "\n".join(table) in result.stdout
     assert "Fixed-point residual" in result.stdout
-    assert "a3=" in result.stdout and "d1=" in result.stdout
+    assert "h3=" in result.stdout and "d1=" in result.stdout
