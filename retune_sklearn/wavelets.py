@@ -9,6 +9,10 @@ soft-threshold of the coefficients.
 Coefficients match ``pywt.wavedec`` / ``pywt.wavedec2`` with
 ``mode="periodization"`` exactly (same filters, shift and detail signs), packed
 like ``pywt.coeffs_to_array``.  Filters are taken from PyWavelets, never typed.
+
+Speed: each level is one stride-1 conv between the polyphase parts of the
+signal and the subbands, in both directions, and gradients are computed as
+the adjoint transform rather than by backpropagating through the convs.
 """
 
 import pywt
@@ -49,6 +53,18 @@ def _max_level(size, filter_len):
     """
     level = pywt.dwt_max_level(size, filter_len)
     return max(level, 1) if size % 2 == 0 else level
+
+
+def _conv(y, w):
+    """Stride-1 conv (1-D or 2-D) of polyphase parts ``y`` with weights ``w``.
+
+    With one tap per phase (haar) it is a plain channel mix, done by einsum:
+    oneDNN picks a very slow kernel for 1x1 convs with 4 channels on CPU
+    (~30x slower than einsum at 32x32).
+    """
+    if w.shape[2:].numel() == 1:
+        return torch.einsum("oc,bc...->bo...", w.flatten(1), y)
+    return F.conv1d(y, w) if y.dim() == 3 else F.conv2d(y, w)
 
 
 class WaveletTransform:
@@ -183,9 +199,50 @@ class WaveletTransform:
             self._cache[key] = torch.arange(start, start + n + flen - 2, device=device) % n
         return self._cache[key]
 
+    def _polyphase_weights(self, device, dtype):
+        """Polyphase conv weights ``(analysis, synthesis)`` for (device, dtype).
+
+        Tap ``k = 2p + q`` of a filter is tap ``p`` of phase ``q``, so a
+        stride-2 filter of length ``F`` becomes a stride-1 filter of length
+        ``h = F/2`` over the 2 (1-D) or 4 (2-D, phase ``2*q_row + q_col`` as
+        ``pixel_unshuffle``) phases.  Analysis: (bands, phases, h[, h]);
+        synthesis is its adjoint: bands and phases swapped, taps reversed.
+        """
+        key = ("poly", device, dtype)
+        if key not in self._cache:
+            w = self._weights(device, dtype)[:, 0]
+            h = self.filter_len // 2
+            if self.ndim == 1:
+                wa = w.reshape(2, h, 2).permute(0, 2, 1)                  # (band, q, p)
+                ws = wa.transpose(0, 1).flip(-1)
+            else:
+                wa = w.reshape(4, h, 2, h, 2).permute(0, 2, 4, 1, 3).reshape(4, 4, h, h)
+                ws = wa.transpose(0, 1).flip(-1, -2)
+            self._cache[key] = (wa.contiguous(), ws.contiguous())
+        return self._cache[key]
+
     # --- one level ---------------------------------------------------------------
+    # Two exact implementations of the same linear map.  Index-based: wrap
+    # with index_select, strided conv; its adjoint (stride-2 conv_transpose +
+    # index_add fold) is several times slower (db4: ~5x) on CPU.  Polyphase
+    # (default): both directions are one stride-1 conv between the 2 or 4
+    # phases (pixel_(un)shuffle) and the bands, as fast as the analysis.  It
+    # pads the half-size axes circularly by h-1, which torch only allows when
+    # it wraps at most once (h-1 <= n/2).  The maximum level implies that from
+    # level 2 on, so only one-level transforms of signals shorter than about
+    # the filter use the index-based path.  ``_use_polyphase = False`` forces
+    # it (benchmarks, tests).
+    _use_polyphase = True
+
+    def _fast(self, half_sizes):
+        """Whether the polyphase path applies to half-size axes `half_sizes`."""
+        h = self.filter_len // 2
+        return self._use_polyphase and all(h - 1 <= n for n in half_sizes)
+
     def _analysis_step(self, x):
         """One level on (B, n) or (B, H, W): returns (B, 2, n/2) or (B, 4, H/2, W/2)."""
+        if self._fast([n // 2 for n in x.shape[1:]]):
+            return self._analysis_polyphase(x)
         w = self._weights(x.device, x.dtype)
         if self.ndim == 1:
             xp = x.index_select(-1, self._wrap_index(x.shape[-1], x.device))
@@ -195,7 +252,12 @@ class WaveletTransform:
         return F.conv2d(xp[:, None], w, stride=2)
 
     def _synthesis_step(self, c):
-        """Exact adjoint of `_analysis_step`: transposed conv, then fold the wrap."""
+        """Exact adjoint (= inverse) of `_analysis_step`: (B, 2|4, ...) -> signal.
+
+        Index-based path: transposed conv, then fold the wrap.
+        """
+        if self._fast(c.shape[2:]):
+            return self._synthesis_polyphase(c)
         w = self._weights(c.device, c.dtype)
         if self.ndim == 1:
             n = 2 * c.shape[-1]
@@ -210,27 +272,45 @@ class WaveletTransform:
         return y.new_zeros(y.shape[0], n0, n1).index_add(
             -1, self._wrap_index(n1, c.device), y)
 
+    def _analysis_polyphase(self, x):
+        """`_analysis_step` as a stride-1 circular conv over the polyphase parts.
+
+        With ``s = h - 1``, ``c[i] = sum_k w[k] x[(2i + k - s) mod n]`` (see
+        `_wrap_index`); after rolling ``x`` by ``s`` this is
+        ``sum_{p,q} w[2p+q] y_q[(i + p) mod n/2]`` with ``y_q[j] = y[2j + q]``:
+        a correlation with right circular padding by ``s``.
+        """
+        wa, _ = self._polyphase_weights(x.device, x.dtype)
+        s = self.filter_len // 2 - 1
+        if self.ndim == 1:
+            y = x.roll(s, -1).unflatten(-1, (-1, 2)).transpose(1, 2)  # (B, 2, n/2)
+            return _conv(F.pad(y, (0, s), mode="circular"), wa)
+        y = F.pixel_unshuffle(x.roll((s, s), (-2, -1))[:, None], 2)  # (B, 4, H/2, W/2)
+        return _conv(F.pad(y, (0, s, 0, s), mode="circular"), wa)
+
+    def _synthesis_polyphase(self, c):
+        """Adjoint of `_analysis_polyphase`.
+
+        Left circular padding and reversed taps (adjoint of the correlation),
+        phases interleaved back (adjoint of the split), then the roll undone.
+        """
+        _, ws = self._polyphase_weights(c.device, c.dtype)
+        s = self.filter_len // 2 - 1
+        if self.ndim == 1:
+            y = _conv(F.pad(c, (s, 0), mode="circular"), ws)  # (B, 2, n/2)
+            return y.transpose(1, 2).flatten(1).roll(-s, -1)
+        y = _conv(F.pad(c, (s, 0, s, 0), mode="circular"), ws)
+        return F.pixel_shuffle(y, 2)[:, 0].roll((-s, -s), (-2, -1))
+
     # --- batching helpers --------------------------------------------------------
     def _flatten(self, x):
         self._check_input(x)
         lead = x.shape[:x.dim() - self.ndim]
         return x.reshape(-1, *x.shape[x.dim() - self.ndim:]), lead
 
-    # --- public transforms -------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Analysis ``W x`` in the packed Mallat layout.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            Real float tensor of shape ``(*batch, n)`` or ``(*batch, H, W)``.
-
-        Returns
-        -------
-        torch.Tensor
-            Coefficients, same shape, dtype and device as `x`.
-        """
-        xb, lead = self._flatten(x)
+    # --- multilevel transforms on flattened batches -------------------------------
+    def _analysis(self, xb):
+        """`forward` on ``(B, n)`` or ``(B, H, W)``, without input checks."""
         details = []  # finest first
         a = xb
         for _ in range(self.levels):
@@ -244,22 +324,10 @@ class WaveletTransform:
                 top = torch.cat([packed, det[:, 1]], dim=-1)   # [a | v]
                 bottom = torch.cat([det[:, 0], det[:, 2]], dim=-1)  # [h | d]
                 packed = torch.cat([top, bottom], dim=-2)
-        return packed.reshape(*lead, *packed.shape[1:])
+        return packed
 
-    def inverse(self, c: torch.Tensor) -> torch.Tensor:
-        """Synthesis ``W* c``: exact inverse and exact adjoint of `forward`.
-
-        Parameters
-        ----------
-        c : torch.Tensor
-            Packed coefficients of shape ``(*batch, n)`` or ``(*batch, H, W)``.
-
-        Returns
-        -------
-        torch.Tensor
-            Signal, same shape, dtype and device as `c`.
-        """
-        cb, lead = self._flatten(c)
+    def _synthesis(self, cb):
+        """`inverse` on ``(B, n)`` or ``(B, H, W)``, without input checks."""
         size = cb.shape[1:]
         coarse = [s >> self.levels for s in size]
         if self.ndim == 1:
@@ -275,7 +343,53 @@ class WaveletTransform:
                 stack = torch.stack([a, cb[:, h:2 * h, :w], cb[:, :h, w:2 * w],
                                      cb[:, h:2 * h, w:2 * w]], dim=1)
             a = self._synthesis_step(stack)
-        return a.reshape(*lead, *size)
+        return a
+
+    # Backpropagating through the convs is slow on CPU (convolution_backward
+    # costs ~3x a forward conv, and autograd keeps the intermediates).  The
+    # transform is orthonormal, so the vector-Jacobian product of `forward`
+    # is exactly `inverse` and vice versa: `_AdjointGrad` uses that instead.
+    # ``_adjoint_grad = False`` differentiates through the ops (benchmarks).
+    _adjoint_grad = True
+
+    def _transform(self, t, inverse):
+        tb, lead = self._flatten(t)
+        if self._adjoint_grad:
+            out = _AdjointGrad.apply(self, tb, inverse)
+        else:
+            out = self._synthesis(tb) if inverse else self._analysis(tb)
+        return out.reshape(*lead, *out.shape[1:])
+
+    # --- public transforms -------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Analysis ``W x`` in the packed Mallat layout.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Real float tensor of shape ``(*batch, n)`` or ``(*batch, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Coefficients, same shape, dtype and device as `x`.
+        """
+        return self._transform(x, inverse=False)
+
+    def inverse(self, c: torch.Tensor) -> torch.Tensor:
+        """Synthesis ``W* c``: exact inverse and exact adjoint of `forward`.
+
+        Parameters
+        ----------
+        c : torch.Tensor
+            Packed coefficients of shape ``(*batch, n)`` or ``(*batch, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Signal, same shape, dtype and device as `c`.
+        """
+        return self._transform(c, inverse=True)
 
     # --- subband bookkeeping -----------------------------------------------------
     def subband_names(self) -> list:
@@ -335,3 +449,30 @@ class WaveletTransform:
             index[h:2 * h, w:2 * w] = label + 2  # d_j (pywt cD)
             label += 3
         return index, self.subband_names()
+
+
+class _AdjointGrad(torch.autograd.Function):
+    """`WaveletTransform` analysis or synthesis with the adjoint as derivative.
+
+    For the orthonormal ``W``: ``vjp(W)(g) = W* g = W^{-1} g`` and
+    ``jvp(W)(t) = W t``.  Backward calls ``apply`` again, so higher-order
+    derivatives work too.  Inputs are flattened ``(B, ...)`` batches.
+    """
+
+    generate_vmap_rule = True  # forward is plain torch ops, so torch.func.vmap works
+
+    @staticmethod
+    def forward(transform, t, inverse):
+        return transform._synthesis(t) if inverse else transform._analysis(t)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.transform, _, ctx.inverse = inputs
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, _AdjointGrad.apply(ctx.transform, grad, not ctx.inverse), None
+
+    @staticmethod
+    def jvp(ctx, _, tangent, __):
+        return _AdjointGrad.apply(ctx.transform, tangent, ctx.inverse)
