@@ -5,6 +5,7 @@ import math
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Optional
 from numbers import Integral, Real
 
 import numpy as np
@@ -178,6 +179,48 @@ def _check_data(data, name, *, ensure_2d=True):
                          "of 1 is required.")
     return check_array(array, allow_nd=True, ensure_2d=ensure_2d, copy=False,
                        dtype=[np.float64, np.float32], input_name=name)
+
+
+@dataclass
+class _Measurements:
+    """A batch of measurements and, if given, their per-sample 0/1 masks.
+
+    Indexing along the sample axis slices both, so the training loop handles
+    masked and unmasked data alike.
+    """
+
+    values: torch.Tensor
+    mask: Optional[torch.Tensor] = None
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, index):
+        return _Measurements(self.values[index], None if self.mask is None else self.mask[index])
+
+    @property
+    def device(self):
+        return self.values.device
+
+
+def _check_mask(mask, X):
+    """Validate per-sample 0/1 masks against measurements ``X`` (None passes)."""
+    if mask is None:
+        return None
+    mask = _check_data(mask, "mask")
+    if mask.shape != X.shape:
+        if mask.ndim == 2 and mask.shape[0] == X.shape[0] and mask.shape[1] == X[0].size:
+            mask = mask.reshape(X.shape)
+        else:
+            raise ValueError(f"mask has shape {mask.shape}; expected the shape of X "
+                             f"{X.shape} (one 0/1 mask per measurement), or flat "
+                             f"({X.shape[0]}, {X[0].size}).")
+    if not np.all((mask == 0) | (mask == 1)):
+        raise ValueError("mask must contain only 0 and 1 (or booleans): 1 where an entry "
+                         "of X is observed.")
+    if not mask.any():
+        raise ValueError("mask observes no entry (all zeros).")
+    return mask
 
 
 @dataclass
@@ -478,7 +521,7 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y):
+    def fit(self, X, y, mask=None):
         """Learn the regularization weights from degraded/clean pairs.
 
         Parameters
@@ -487,6 +530,12 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             Degraded measurements.
         y : array-like of shape (n_samples, n_features) or (n_samples, *signal_shape)
             Clean signals; ``transform`` returns arrays of this layout.
+        mask : array-like of X's shape, default=None
+            Per-sample 0/1 masks of the observed measurement entries (e.g.
+            per-image inpainting masks): sample ``i`` is then modelled as
+            ``mask_i ⊙ A y_i``. Routed by scikit-learn's metadata routing
+            (``set_fit_request(mask=True)``) through ``Pipeline`` and
+            ``GridSearchCV``, which split it per fold.
 
         Returns
         -------
@@ -508,9 +557,9 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             returns normally with the best epoch's weights.
         """
         with self._compute_context():
-            return self._fit(X, y, incremental=False)
+            return self._fit(X, y, mask, incremental=False)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, mask=None):
         """One pass of Adam steps over ``(X, y)`` in mini-batches of ``batch_size``.
 
         The first call (on an unfitted estimator) initializes the model as
@@ -521,8 +570,8 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
 
         Parameters
         ----------
-        X, y : array-like
-            Measurements and clean signals, as in :meth:`fit`.
+        X, y, mask : array-like
+            Measurements, clean signals and optional masks, as in :meth:`fit`.
 
         Returns
         -------
@@ -536,17 +585,17 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             than the fitted one), before any fitted attribute changes.
         """
         with self._compute_context():
-            return self._fit(X, y, incremental=True)
+            return self._fit(X, y, mask, incremental=True)
 
     def _compute_context(self):
         """Validate the parameters, then run torch with ``n_threads`` threads."""
         self._check_params()
         return _torch_threads(self.n_threads)
 
-    def _fit(self, X, y, *, incremental):
+    def _fit(self, X, y, mask, *, incremental):
         """``fit`` (``incremental=False``) and ``partial_fit``."""
         proceed = incremental and hasattr(self, "weights_")
-        X, y, problem, X_t, y_t = self._prepare_fit(X, y, fitted_layout=proceed)
+        X, y, problem, X_t, y_t = self._prepare_fit(X, y, mask, fitted_layout=proceed)
         theta = self._initial_parameters(X_t, y_t, problem)
         if proceed or (self.warm_start and hasattr(self, "weights_")):
             theta = self._continued_theta(problem, theta)
@@ -750,19 +799,20 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         stepsize = 2 * torch.sigmoid(theta.step_logit) / problem.lipschitz
 
         def step(u):
-            return model.step(u, X_b, weights, stepsize, theta.network)
+            return model.step(u, X_b.values, weights, stepsize, theta.network, X_b.mask)
         return step
 
     def _solve(self, X_b, problem, theta, hypergradient):
         """Reconstruct a batch: ``T`` blocks of ``K`` steps, then ``W* u``."""
         model = problem.model
         step = self._step(X_b, problem, theta)
-        u = restarted_solve(step, model.initial_point(X_b), self.K, self.T, hypergradient,
+        u = restarted_solve(step, model.initial_point(X_b.values, X_b.mask), self.K, self.T,
+                            hypergradient,
                             implicit_tol=self.implicit_tol,
                             implicit_max_iter=self.implicit_max_iter)
         return model.regularizer.synthesis(u)
 
-    def compute_hypergradient(self, X, y, hypergradient=None):
+    def compute_hypergradient(self, X, y, hypergradient=None, mask=None):
         """Gradient of the training loss with respect to the log-weights.
 
         No optimizer step is taken and the estimator is not modified. The
@@ -775,6 +825,8 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             Measurements and clean signals, as in :meth:`fit`.
         hypergradient : {"jfb", "unrolled", "implicit"} or None, default=None
             How to differentiate the solve; None uses ``self.hypergradient``.
+        mask : array-like of X's shape, default=None
+            Per-sample masks, as in :meth:`fit`.
 
         Returns
         -------
@@ -788,7 +840,7 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             raise ValueError(f"hypergradient must be one of {HYPERGRADIENTS}; "
                              f"got {hypergradient!r}.")
         with self._compute_context():
-            _, _, problem, X_t, y_t = self._prepare_fit(X, y)
+            _, _, problem, X_t, y_t = self._prepare_fit(X, y, mask)
             if hasattr(self, "weights_"):
                 theta = self._fitted_theta(problem)
             else:
@@ -801,13 +853,16 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             return theta.log_weights.grad.cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------ inference
-    def transform(self, X):
+    def transform(self, X, mask=None):
         """Reconstruct signals from measurements (``T * K`` iterations).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_measurements) or (n_samples, *measurement_shape)
             Degraded measurements, of the layout seen in ``fit``.
+        mask : array-like of X's shape, default=None
+            Per-sample 0/1 masks of the observed entries, as in :meth:`fit`
+            (routed with ``set_transform_request(mask=True)``).
 
         Returns
         -------
@@ -816,10 +871,15 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         """
         check_is_fitted(self)
         with self._compute_context():
-            return self._transform(X)
+            return self._transform(X, mask)
 
-    def _transform(self, X):
+    def fit_transform(self, X, y, mask=None):
+        """``fit(X, y, mask)`` then ``transform(X, mask)``."""
+        return self.fit(X, y, mask=mask).transform(X, mask=mask)
+
+    def _transform(self, X, mask):
         X = self._check_measurements(X)
+        mask = _check_mask(mask, X)
         problem = self._fitted_problem()
         theta = self._fitted_theta(problem)
         out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
@@ -830,7 +890,9 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         with torch.no_grad():
             for start in range(0, len(X), self.batch_size):
                 chunk = slice(start, start + self.batch_size)
-                x_hat = self._solve(self._to_tensor(X[chunk], problem), problem, theta, "none")
+                batch = _Measurements(self._to_tensor(X[chunk], problem),
+                                      None if mask is None else self._to_tensor(mask[chunk], problem))
+                x_hat = self._solve(batch, problem, theta, "none")
                 n_bad += int((~torch.isfinite(x_hat.flatten(1)).all(dim=1)).sum())
                 out[chunk] = x_hat.cpu().numpy().reshape(out[chunk].shape)
         if n_bad:
@@ -839,11 +901,11 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
                              f"of a moderate scale for dtype={self.dtype!r}, or refit.")
         return out
 
-    def predict(self, X):
+    def predict(self, X, mask=None):
         """Alias of :meth:`transform` (reconstructions)."""
-        return self.transform(X)
+        return self.transform(X, mask=mask)
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X, y, sample_weight=None, mask=None):
         """Mean PSNR (dB) of the reconstructions of ``X`` against ``y``.
 
         Parameters
@@ -854,6 +916,9 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             Clean signals, of the layout seen in ``fit``.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the per-sample PSNRs.
+        mask : array-like of X's shape, default=None
+            Per-sample masks, as in :meth:`fit` (routed with
+            ``set_score_request(mask=True)``).
 
         Returns
         -------
@@ -870,12 +935,12 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             raise ValueError(f"y has shape {y.shape}; expected {expected} (one signal per "
                              "sample of X, in the layout of y in fit).")
         sample_weight = _check_sample_weight(sample_weight, y, ensure_non_negative=True)
-        reconstruction = self.transform(X)
+        reconstruction = self.transform(X, mask=mask)
         return float(np.average(psnr_per_sample(y, reconstruction, data_range=self.data_range),
                                 weights=sample_weight))
 
     # ---------------------------------------------------------- validation
-    def _prepare_fit(self, X, y, *, fitted_layout=False):
+    def _prepare_fit(self, X, y, mask=None, *, fitted_layout=False):
         """Validate the data and build the problem; return arrays, problem and tensors.
 
         ``X`` is returned in the operator's measurement shape and ``y`` as
@@ -895,9 +960,11 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             problem = self._build_problem(self._signal_shape(y), X.shape[1:])
         # Flat layouts are allowed; the model works on the structured shapes.
         X = X.reshape(len(X), *problem.measurement_shape)
+        mask = _check_mask(mask, X)
         y_signals = y.reshape(len(y), *problem.signal_shape)
-        X_t, y_t = (self._to_tensor(a, problem) for a in (X, y_signals))
-        return X, y, problem, X_t, y_t
+        X_t = _Measurements(self._to_tensor(X, problem),
+                            None if mask is None else self._to_tensor(mask, problem))
+        return X, y, problem, X_t, self._to_tensor(y_signals, problem)
 
     def _check_params(self):
         """``_validate_params`` plus the constraints that involve several parameters."""
@@ -1025,7 +1092,10 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         n_weights = len(names)
         if isinstance(self.init_weight, str):  # "auto"
             with torch.no_grad():
-                noise_std = float((X_t - problem.model.operator.forward(y_t)).std())
+                residual = X_t.values - problem.model.operator.forward(y_t)
+                if X_t.mask is not None:  # the noise of the observed entries only
+                    residual = residual[X_t.mask > 0]
+                noise_std = float(residual.std()) if residual.numel() > 1 else 0.0
             scale = noise_std if noise_std > 0 else 1e-3 * max(float(y_t.std()), 1e-3)
             init = np.full(n_weights, 0.1 * scale)
         else:
@@ -1053,7 +1123,8 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         """Mean relative fixed-point residual after ``T * K`` steps."""
         with torch.no_grad():
             step = self._step(X_t, problem, theta)
-            u = restarted_solve(step, problem.model.initial_point(X_t), self.K, self.T, "none")
+            u = restarted_solve(step, problem.model.initial_point(X_t.values, X_t.mask), self.K,
+                                self.T, "none")
             return float(relative_residual(step, u).mean())
 
     @property

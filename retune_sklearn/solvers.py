@@ -46,8 +46,10 @@ class ForwardBackward:
         self.operator = operator
         self.regularizer = regularizer
 
-    def initial_point(self, measurements):
+    def initial_point(self, measurements, mask=None):
         """Starting coefficients ``W Aᵀ y`` (the back-projection)."""
+        if mask is not None:
+            measurements = measurements * mask
         return self.regularizer.analysis(self.operator.adjoint(measurements))
 
     def lipschitz(self, signal_shape, *, device="cpu", dtype=torch.float64):
@@ -60,14 +62,19 @@ class ForwardBackward:
             return self.regularizer.analysis(self.operator.adjoint(self.operator.forward(x)))
         return power_iteration(gram, u_shape, device=device, dtype=dtype)
 
-    def step(self, u, measurements, weights, stepsize, network=None):
+    def step(self, u, measurements, weights, stepsize, network=None, mask=None):
         """One step ``φ_θ(u)``.
 
         ``weights`` are the natural (positive) λ_g; ``network`` holds the
-        regularizer's own learnable tensors, if any.
+        regularizer's own learnable tensors, if any. ``mask`` (0/1, shaped
+        like ``measurements``) restricts the data term to the observed
+        entries: the operator of each sample becomes ``mask ⊙ A``; as the
+        mask is idempotent, ``(mask ⊙ A)ᵀ(mask ⊙ A x − y) = Aᵀ(mask ⊙ (A x − y))``.
         """
         x = self.regularizer.synthesis(u)
         residual = self.operator.forward(x) - measurements
+        if mask is not None:
+            residual = residual * mask
         gradient = self.regularizer.analysis(self.operator.adjoint(residual))
         return self.regularizer.prox(u - stepsize * gradient, stepsize * weights, network or {})
 
