@@ -120,16 +120,25 @@ class WaveletL1(Regularizer):
     n_shifts : int, default=2
         Shifts per axis of the translation-invariant frame (``0 .. n_shifts-1``
         pixels); the frame has ``n_shifts ** ndim`` copies.
+    channels : {"shared", "separate", "group"}, default="shared"
+        For ``(C, H, W)`` images: the channels share the weights
+        (``"shared"``), each channel has its own (``"separate"``: ``C`` times
+        as many weights, named ``"c0:h3"``, ...), or the channels are coupled
+        by a group ℓ1,2 norm, ``λ_g Σ_p ‖(u_{1,p}, …, u_{C,p})‖₂`` whose prox
+        is a group soft-thresholding (``"group"``: the colors of a
+        coefficient are kept or shrunk together). Ignored without a channel
+        axis.
     """
 
     def __init__(self, wavelet="db4", levels=3, weights="subband", penalize_approximation=True,
-                 translation_invariant=False, n_shifts=2):
+                 translation_invariant=False, n_shifts=2, channels="shared"):
         self.wavelet = wavelet
         self.levels = levels
         self.weights = weights
         self.penalize_approximation = penalize_approximation
         self.translation_invariant = translation_invariant
         self.n_shifts = n_shifts
+        self.channels = channels
 
     def _transform(self, ndim):
         if self.weights not in _WEIGHT_MODES:
@@ -145,6 +154,9 @@ class WaveletL1(Regularizer):
         return 1 if len(signal_shape) == 1 else 2
 
     def check_signal_shape(self, signal_shape):
+        if self.channels not in ("shared", "separate", "group"):
+            raise ValueError("WaveletL1 `channels` must be 'shared', 'separate' or 'group'; "
+                             f"got {self.channels!r}.")
         ndim = self._ndim(signal_shape)
         self._transform(ndim).check_shape(tuple(signal_shape[-ndim:]))
 
@@ -179,7 +191,10 @@ class WaveletL1(Regularizer):
     def weight_names(self, signal_shape):
         self.check_signal_shape(signal_shape)
         ndim = self._ndim(signal_shape)
-        return list(self._groups(tuple(signal_shape[-ndim:]))[1])
+        names = list(self._groups(tuple(signal_shape[-ndim:]))[1])
+        if self.channels == "separate" and len(signal_shape) == 3:
+            return [f"c{c}:{name}" for c in range(signal_shape[0]) for name in names]
+        return names
 
     def _shifts(self, ndim):
         """The circular shifts of the translation-invariant frame."""
@@ -189,9 +204,16 @@ class WaveletL1(Regularizer):
         grid = torch.cartesian_prod(*[torch.arange(self.n_shifts)] * ndim).reshape(-1, ndim)
         return [tuple(int(v) for v in shift) for shift in grid]
 
+    def _signal_shape_of(self, u):
+        """Shape of the signal behind coefficients ``u`` (one sample)."""
+        return u.shape[2:] if self.translation_invariant else u.shape[1:]
+
     def _signal_ndim(self, u):
         """Spatial axes of the signal behind coefficients ``u``."""
-        return self._ndim(u.shape[2:] if self.translation_invariant else u.shape[1:])
+        return self._ndim(self._signal_shape_of(u))
+
+    def _has_channels(self, u):
+        return len(self._signal_shape_of(u)) == 3
 
     def analysis(self, x):
         ndim = self._ndim(x.shape[1:])
@@ -215,19 +237,35 @@ class WaveletL1(Regularizer):
         return torch.stack(unshifted).sum(dim=0) / len(shifts) ** 0.5
 
     def _coefficient_weights(self, u, weights):
-        """Broadcast per-group ``weights`` to a map of ``u``'s spatial shape."""
+        """Broadcast per-group ``weights`` to a map of ``u``'s spatial shape.
+
+        With ``channels="separate"`` the map also has the channel axis.
+        """
         ndim = self._signal_ndim(u)
         index, _ = self._groups(tuple(u.shape[-ndim:]))
         index = self._cached(("index", index.shape, str(u.device)), lambda: index.to(u.device))
-        padded = torch.cat([weights, weights.new_zeros(1)])  # index -1 -> weight 0
+        if self.channels == "separate" and self._has_channels(u):
+            per_channel = weights.reshape(u.shape[-3], -1)
+            padded = torch.cat([per_channel, per_channel.new_zeros(len(per_channel), 1)], dim=1)
+            return padded[:, index]  # index -1 -> the appended zero weight
+        padded = torch.cat([weights, weights.new_zeros(1)])
         return padded[index]
 
+    def _grouped(self, u):
+        """Whether the channel axis (-3) of ``u`` is a group of the ℓ1,2 norm."""
+        return self.channels == "group" and self._has_channels(u)
+
     def prox(self, u, thresholds, network=None):
-        return soft_threshold(u, self._coefficient_weights(u, thresholds))
+        threshold = self._coefficient_weights(u, thresholds)
+        if not self._grouped(u):
+            return soft_threshold(u, threshold)
+        norms = u.pow(2).sum(dim=-3, keepdim=True).sqrt()
+        # Group soft-thresholding: shrink the colour vector of each coefficient.
+        return u * torch.relu(1 - threshold / norms.clamp_min(torch.finfo(u.dtype).tiny))
 
     def penalty(self, u, weights):
-        weighted = self._coefficient_weights(u, weights) * u.abs()
-        return weighted.flatten(1).sum(dim=1)
+        magnitude = u.pow(2).sum(dim=-3).sqrt() if self._grouped(u) else u.abs()
+        return (self._coefficient_weights(u, weights) * magnitude).flatten(1).sum(dim=1)
 
 
 def _renumber(group_of):
