@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
-import retune_sklearn.estimator as estimator_module
+import retune_sklearn._training as training_module
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.regularizers import Tikhonov, WaveletL1
 
@@ -148,7 +148,7 @@ def test_verbose_1_shows_a_progress_bar(capsys):
 
 
 def test_verbose_1_without_tqdm_prints_lines(capsys, monkeypatch):
-    monkeypatch.setattr(estimator_module, "tqdm", None)
+    monkeypatch.setattr(training_module, "tqdm", None)
     make(verbose=1).fit(X, Y)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" loss=")[0] for line in lines] == [
@@ -156,7 +156,7 @@ def test_verbose_1_without_tqdm_prints_lines(capsys, monkeypatch):
 
 
 def test_verbose_2_logs_loss_validation_psnr_and_weights(caplog, monkeypatch):
-    monkeypatch.setattr(estimator_module, "tqdm", None)
+    monkeypatch.setattr(training_module, "tqdm", None)
     with caplog.at_level(logging.INFO, logger="retune_sklearn"):
         est = make(verbose=2, early_stopping=True, validation_fraction=0.25).fit(X, Y)
     messages = [r.getMessage() for r in caplog.records if r.name == "retune_sklearn"]

@@ -1,0 +1,220 @@
+"""Checks of the data and parameters of :class:`~retune_sklearn.ReTuneRegularizer`.
+
+Plain functions that take what they check and raise ``ValueError`` or
+``TypeError`` with messages that name the argument and what was expected.
+"""
+
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse
+import torch
+from sklearn.base import clone
+from sklearn.utils.validation import check_array
+
+from .operators import Identity
+from .regularizers import WaveletL1
+
+#: Cap on ``K * T``, the iterations of one solve: above it a solve of even a
+#: small batch takes hours, which is almost certainly a typo (K=10**6).
+MAX_ITERATIONS = 10**6
+
+
+class NotRealError(TypeError, ValueError):
+    """Non-real data. A ``TypeError`` (the dtype is wrong) that is also the
+    ``ValueError`` scikit-learn raises for complex data, so code written for
+    either convention catches it."""
+
+
+def check_data(data, name, *, ensure_2d=True):
+    """``check_array`` with errors that name the argument and what was expected.
+
+    Real numbers (float, integer, boolean, object arrays of numbers) are
+    accepted; integers and booleans become float64. Torch tensors on any
+    device are converted with ``.detach().cpu().numpy()``.
+    """
+    if scipy.sparse.issparse(data):
+        raise TypeError(f"{name} is a sparse matrix; sparse input is not supported (signals "
+                        f"and measurements are dense arrays). Convert it with {name}.toarray().")
+    if torch.is_tensor(data):
+        data = data.detach().cpu().numpy()
+    array = _real_array(np.asarray(data), name)
+    if array.ndim < 1 + ensure_2d:
+        raise ValueError(f"{name} must have shape (n_samples, n_features) or (n_samples, "
+                         f"*shape): the first axis indexes samples. Got a {array.ndim}-D "
+                         f"array of shape {array.shape}. Reshape your data: one sample is "
+                         f"{name}[None].")
+    if array.size == 0:
+        # Worded as check_array's messages, which scikit-learn's checks expect.
+        empty = "sample(s)" if len(array) == 0 else "feature(s)"
+        raise ValueError(f"{name} is empty: 0 {empty} (shape={array.shape}) while a minimum "
+                         "of 1 is required.")
+    return check_array(array, allow_nd=True, ensure_2d=ensure_2d, copy=False,
+                       dtype=[np.float64, np.float32], input_name=name)
+
+
+def _real_array(array, name):
+    """``array`` if it holds real numbers, object arrays of numbers as float64."""
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{name} must hold real numbers; got an object array with "
+                            f"non-numeric entries ({error}).") from None
+    if array.dtype.kind not in "biuf":
+        complex_note = " Complex data not supported." if array.dtype.kind == "c" else ""
+        raise NotRealError(f"{name} must hold real numbers (float, integer or boolean); got "
+                           f"dtype {array.dtype}.{complex_note} Pass the real part, magnitude "
+                           "or decoded values explicitly.")
+    return array
+
+
+def check_mask(mask, X):
+    """Validate per-sample 0/1 masks against measurements ``X`` (None passes)."""
+    if mask is None:
+        return None
+    mask = check_data(mask, "mask")
+    if mask.shape != X.shape:
+        if mask.ndim == 2 and mask.shape[0] == X.shape[0] and mask.shape[1] == X[0].size:
+            mask = mask.reshape(X.shape)
+        else:
+            raise ValueError(f"mask has shape {mask.shape}; expected the shape of X "
+                             f"{X.shape} (one 0/1 mask per measurement), or flat "
+                             f"({X.shape[0]}, {X[0].size}).")
+    if not np.all((mask == 0) | (mask == 1)):
+        raise ValueError("mask must contain only 0 and 1 (or booleans): 1 where an entry "
+                         "of X is observed.")
+    if not mask.any():
+        raise ValueError("mask observes no entry (all zeros).")
+    return mask
+
+
+def check_iterations(K, T):
+    """Refuse ``K * T`` above :data:`MAX_ITERATIONS`."""
+    if K * T > MAX_ITERATIONS:
+        raise ValueError(f"K={K} and T={T} ask for K * T = {K * T} "
+                         f"iterations per solve; at most {MAX_ITERATIONS:.0e} are allowed "
+                         "(such a solve would take hours). Lower K or T.")
+
+
+def check_fit_data(X, y):
+    """Check training measurements ``X`` and signals ``y`` of the same length."""
+    if y is None:  # worded as scikit-learn's own message
+        raise ValueError("ReTuneRegularizer requires y to be passed, but the target y is "
+                         "None: y holds the clean signals paired with X.")
+    X = check_data(X, "X")
+    y = check_data(y, "y", ensure_2d=False)
+    if y.ndim < 2:
+        raise ValueError(f"y must have shape (n_samples, n_features) or (n_samples, "
+                         f"*signal_shape); got a {y.ndim}-D array of shape {y.shape}.")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X and y have different numbers of samples: {X.shape[0]} "
+                         f"and {y.shape[0]}.")
+    if y.ndim > 4:
+        raise ValueError(f"y must have at most 4 axes (n, C, H, W); got shape {y.shape}.")
+    return X, y
+
+
+def check_fitted_signals(y, y_sample_shape):
+    """Refuse signals ``y`` of another sample shape than the fitted one."""
+    if y.shape[1:] != y_sample_shape:
+        raise ValueError(f"y has samples of shape {y.shape[1:]}, but "
+                         f"ReTuneRegularizer was fitted on y of sample shape "
+                         f"{y_sample_shape}.")
+
+
+def check_score_signals(y, expected):
+    """Check the signals ``y`` passed to ``score``: shape ``expected``."""
+    y = check_data(y, "y", ensure_2d=False)
+    if y.shape != expected:
+        raise ValueError(f"y has shape {y.shape}; expected {expected} (one signal per "
+                         "sample of X, in the layout of y in fit).")
+    return y
+
+
+def resolve_signal_shape(signal_shape, y):
+    """Shape of one signal: ``signal_shape`` if given, else y's sample shape."""
+    if signal_shape is None:
+        return y.shape[1:]
+    shape = tuple(signal_shape)
+    if not all(isinstance(s, Integral) and s > 0 for s in shape) or not 1 <= len(shape) <= 3:
+        raise ValueError("signal_shape must be a tuple of 1 to 3 positive integers; "
+                         f"got {signal_shape!r}.")
+    if int(np.prod(shape)) != int(np.prod(y.shape[1:])):
+        raise ValueError(f"signal_shape={shape} holds {int(np.prod(shape))} entries "
+                         f"but each y sample has {int(np.prod(y.shape[1:]))}.")
+    return shape
+
+
+def check_measurements(X, measurement_shape, n_features_in):
+    """Check measurements against the fitted layout; flat ones are reshaped."""
+    X = check_data(X, "X")
+    if X.shape[1:] == measurement_shape:
+        return X
+    if X.ndim == 2 and X.shape[1] == n_features_in:
+        return X.reshape(len(X), *measurement_shape)
+    if X.ndim == 2:  # flat X: the number of features is what matters
+        raise ValueError(f"X has {X.shape[1]} features, but ReTuneRegularizer is "
+                         f"expecting {n_features_in} features as input "
+                         f"(measurements of shape {measurement_shape}, possibly flattened).")
+    raise ValueError(f"X has samples of shape {X.shape[1:]} ({int(np.prod(X.shape[1:]))} "
+                     f"features), but ReTuneRegularizer was fitted on measurements of "
+                     f"shape {measurement_shape} ({n_features_in} features).")
+
+
+def check_measurement_shape(X_shape, signal_shape, measurement_shape):
+    """Refuse samples of ``X`` that the operator does not produce (flat ones pass)."""
+    flat = (int(np.prod(measurement_shape)),)
+    if tuple(X_shape) not in (measurement_shape, flat):
+        raise ValueError(f"X has samples of shape {tuple(X_shape)}, but the operator maps "
+                         f"signals of shape {signal_shape} (from y) to measurements of "
+                         f"shape {measurement_shape}.")
+
+
+def resolve_components(operator, regularizer):
+    """Fresh copies of the operator and regularizer, with the defaults resolved."""
+    operator = Identity() if operator in (None, "identity") else clone(operator)
+    regularizer = WaveletL1() if regularizer in (None, "wavelet") else clone(regularizer)
+    return operator, regularizer
+
+
+def resolve_device(device):
+    """The torch device of the ``device`` parameter; "auto" prefers CUDA."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device={device!r} is not a valid torch device "
+                         "('auto', 'cpu', 'cuda', 'cuda:1', ...).") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA, but torch sees no CUDA "
+                         "device here; use device='auto' or 'cpu'. A model fitted on a "
+                         "GPU predicts on the CPU after est.set_params(device='cpu').")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: torch sees only "
+                         f"{torch.cuda.device_count()} CUDA device(s).")
+    return resolved
+
+
+def check_init_weight(init_weight, names):
+    """The explicit ``init_weight`` as one positive finite weight per name."""
+    n_weights = len(names)
+    init = np.asarray(init_weight, dtype=np.float64)
+    if init.ndim > 1 or init.size not in (1, n_weights):
+        raise ValueError(f"init_weight must be a number or hold one weight per name "
+                         f"in weight_names_ ({n_weights}: {names}); got shape "
+                         f"{init.shape}.")
+    init = np.broadcast_to(init, (n_weights,))
+    if not np.all(np.isfinite(init) & (init > 0)):
+        raise ValueError(f"init_weight must hold positive finite weights; got {init}.")
+    return init
+
+
+def check_continuable(fitted_names, fitted_shapes, names, shapes):
+    """Refuse to continue a fit whose weights or network differ from the current ones."""
+    if names != fitted_names or shapes != fitted_shapes:
+        raise ValueError(f"warm_start=True: the fitted model has the weights "
+                         f"{fitted_names} (network tensors {fitted_shapes}), but the "
+                         f"current regularizer and data give {names} ({shapes}); they "
+                         "cannot be continued. Set warm_start=False to start afresh.")
