@@ -163,14 +163,16 @@ class Problem:
 
 
 def _timed(fn, device, repeats):
-    best, out = math.inf, None
+    """Min over ``repeats`` of the wall time and of the process CPU time."""
+    wall, cpu, out = math.inf, math.inf, None
     for _ in range(repeats):
         _sync(device)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = fn()
         _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
+    return wall, cpu, out
 
 
 def _cos_rel(g, ref):
@@ -194,12 +196,12 @@ def measure_steps(problem, cfg, max_unrolled_bytes, log):
     for K in cfg["Ks"]:
         for T in cfg["Ts"]:
             repeats = cfg["repeats"][0 if T * K <= cfg["repeat_below"] else 1]
-            nograd_time = math.inf
-            results = {mode: dict(time=math.inf) for mode in MODES}
+            nograd_time = nograd_cpu = math.inf
+            results = {mode: dict(time=math.inf, cpu=math.inf) for mode in MODES}
             skip_unrolled = bytes_per_iter * T * K > max_unrolled_bytes
             for _ in range(repeats):  # interleave the baseline and the modes
-                t, _ = _timed(lambda K=K, T=T: problem.nograd_solve(K, T), device, 1)
-                nograd_time = min(nograd_time, t)
+                t, c, _ = _timed(lambda K=K, T=T: problem.nograd_solve(K, T), device, 1)
+                nograd_time, nograd_cpu = min(nograd_time, t), min(nograd_cpu, c)
                 for mode in MODES:
                     if mode == "unrolled" and skip_unrolled:
                         continue
@@ -207,23 +209,27 @@ def measure_steps(problem, cfg, max_unrolled_bytes, log):
                     if device.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(device)
                         base = torch.cuda.memory_allocated(device)
-                    t, (_, capped) = _timed(
+                    t, c, (_, capped) = _timed(
                         lambda K=K, T=T, mode=mode, meter=meter: problem.outer_step(
                             K, T, mode, meter=meter), device, 1)
                     r = results[mode]
-                    r["time"] = min(r["time"], t)
+                    r["time"], r["cpu"] = min(r["time"], t), min(r["cpu"], c)
                     r["saved_bytes"] = meter.nbytes
                     r["implicit_capped"] = capped
                     if device.type == "cuda":
                         r["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device) - base
             for mode in MODES:
                 r = results[mode]
-                row = dict(K=K, T=T, TK=T * K, mode=mode, nograd_time=nograd_time)
+                row = dict(K=K, T=T, TK=T * K, mode=mode, nograd_time=nograd_time,
+                           nograd_cpu=nograd_cpu)
                 if mode == "unrolled" and skip_unrolled:
                     row.update(skipped=f"predicted {bytes_per_iter * T * K / 1e9:.1f} GB "
                                        f"> --max-unrolled-gb")
                 else:
-                    row.update(r, ratio=r["time"] / nograd_time)
+                    # On CPU (one torch thread) the process CPU time is the cost
+                    # of the step itself, robust to other load on the machine.
+                    row.update(r, ratio=(r["cpu"] / nograd_cpu if device.type == "cpu"
+                                         else r["time"] / nograd_time))
                 rows.append(row)
                 log(_format_step_row(row))
     return rows
@@ -268,11 +274,11 @@ def measure_accuracy(problem, cfg, log):
 def _fit_timed(estimator, X, y):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         estimator.fit(X, y)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     n_warn = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return elapsed, n_warn
+    return elapsed, cpu, n_warn
 
 
 def measure_training(data, cfg, device_name, log):
@@ -295,8 +301,8 @@ def measure_training(data, cfg, device_name, log):
             est = ReTuneRegularizer(Blur(sigma=cfg["blur_sigma"]),
                                     WaveletL1(cfg["wavelet"], levels=cfg["levels"]), K=K, T=T,
                                     hypergradient=mode, **common)
-            elapsed, n_warn = _fit_timed(est, X_train, y_train)
-            row = dict(K=K, T=T, TK=T * K, mode=mode, fit_time=elapsed,
+            elapsed, cpu, n_warn = _fit_timed(est, X_train, y_train)
+            row = dict(K=K, T=T, TK=T * K, mode=mode, fit_time=elapsed, fit_cpu=cpu,
                        train_psnr=est.score(X_train, y_train),
                        test_psnr=est.score(X_test, y_test), initial_test_psnr=start_psnr,
                        test_mse_psnr=_mse_psnr(est, X_test, y_test),
@@ -339,23 +345,25 @@ def measure_search(data, cfg, device_name, training_rows, log):
     grid = np.geomspace(*cfg["grid_range"], cfg["grid_size"])
     search = GridSearchCV(scalar, {"init_weight": list(grid)}, cv=cfg["cv"], n_jobs=1,
                           scoring=_search_scores, refit="neg_mse")
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     search.fit(X_train, y_train)
     by_psnr = float(grid[int(np.argmin(search.cv_results_["rank_test_psnr"]))])
     psnr_model = clone(scalar).set_params(init_weight=by_psnr).fit(X_train, y_train)
-    search_time = time.perf_counter() - start
+    search_time, search_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     by_mse = float(search.best_params_["init_weight"])
     retune = next(r for r in training_rows
                   if (r["K"], r["T"], r["mode"]) == (K, T, "jfb"))
     result = dict(
         K=K, T=T, grid=grid.tolist(), cv=cfg["cv"], search_time=search_time,
+        search_cpu=search_cpu,
         mse_weight=by_mse, mse_on_edge=by_mse in (grid[0], grid[-1]),
         mse_test_psnr=search.best_estimator_.score(X_test, y_test),
         mse_test_mse_psnr=_mse_psnr(search.best_estimator_, X_test, y_test),
         psnr_weight=by_psnr, psnr_on_edge=by_psnr in (grid[0], grid[-1]),
         psnr_test_psnr=psnr_model.score(X_test, y_test),
         psnr_test_mse_psnr=_mse_psnr(psnr_model, X_test, y_test),
-        retune_time=retune["fit_time"], retune_test_psnr=retune["test_psnr"],
+        retune_time=retune["fit_time"], retune_cpu=retune["fit_cpu"],
+        retune_test_psnr=retune["test_psnr"],
         retune_test_mse_psnr=retune["test_mse_psnr"])
     log(f"GridSearchCV ({search_time:.1f} s): by MSE λ={by_mse:.2e} test PSNR "
         f"{result['mse_test_psnr']:.3f} dB; by PSNR λ={by_psnr:.2e} test PSNR "
@@ -369,8 +377,9 @@ def _format_step_row(row):
     head = f"K={row['K']:>2} T={row['T']:>2} {row['mode']:<8}"
     if "skipped" in row:
         return f"{head} skipped ({row['skipped']})"
-    return (f"{head} step {row['time']:.3f} s = {row['ratio']:.2f}x no-grad solve "
-            f"({row['nograd_time']:.3f} s), saved {row['saved_bytes'] / 1e6:.1f} MB")
+    return (f"{head} step {row['time']:.3f} s wall, {row['cpu']:.3f} s CPU = "
+            f"{row['ratio']:.2f}x no-grad solve ({row['nograd_time']:.3f} s wall, "
+            f"{row['nograd_cpu']:.3f} s CPU), saved {row['saved_bytes'] / 1e6:.1f} MB")
 
 
 def _mb(x):
@@ -406,10 +415,12 @@ def targets(steps, accuracy, training, search, cfg):
                   f"{_mb(by[big['K'], big['T'], 'jfb']['saved_bytes'])} MB"))
     # 2. jfb step time vs no-grad solve.
     jfb = [r for r in steps if r["mode"] == "jfb"]
+    steps_on_cpu = "nograd_cpu" in jfb[0] and cfg.get("_device") == "cpu"
     met = [r for r in jfb if r["ratio"] <= 1.3]
     worst_T_gt1 = max((r["ratio"] for r in jfb if r["T"] > 1), default=float("nan"))
     worst_all = max(r["ratio"] for r in jfb)
-    lines.append(("jfb step time <= 1.3x no-grad solve of the same T·K",
+    lines.append(("jfb step time <= 1.3x no-grad solve of the same T·K "
+                  f"({'CPU' if steps_on_cpu else 'wall'} time)",
                   len(met) == len(jfb),
                   f"met in {len(met)}/{len(jfb)} configs; max ratio {worst_all:.2f} "
                   f"(T=1, i.e. plain unrolling of K steps), max for T>1 {worst_T_gt1:.2f}"))
@@ -428,6 +439,7 @@ def targets(steps, accuracy, training, search, cfg):
     # 4. ReTune vs scalar grid search.
     s = search
     tratio = s["retune_time"] / s["search_time"]
+    cratio = s["retune_cpu"] / s["search_cpu"]
     d_mse_sel = s["retune_test_psnr"] - s["mse_test_psnr"]
     d_psnr_sel = s["retune_test_psnr"] - s["psnr_test_psnr"]
     d_mse_sel_mse = s["retune_test_mse_psnr"] - s["mse_test_mse_psnr"]
@@ -435,11 +447,12 @@ def targets(steps, accuracy, training, search, cfg):
                   "by GridSearchCV's default scoring (the estimator's score: mean PSNR)",
                   d_psnr_sel > 0 and tratio < 1,
                   f"test PSNR ReTune − grid {d_psnr_sel:+.3f} dB; wall time ratio "
-                  f"ReTune/grid {tratio:.2f}"))
+                  f"ReTune/grid {tratio:.2f} (CPU time {cratio:.2f})"))
     lines.append(("same, grid selected by the criterion fit minimizes (MSE)",
                   d_mse_sel > 0 and tratio < 1,
                   f"test PSNR ReTune − grid {d_mse_sel:+.3f} dB (PSNR of the mean MSE "
-                  f"{d_mse_sel_mse:+.3f} dB); wall time ratio ReTune/grid {tratio:.2f}"))
+                  f"{d_mse_sel_mse:+.3f} dB); wall time ratio ReTune/grid {tratio:.2f} "
+                  f"(CPU time {cratio:.2f})"))
     return lines
 
 
@@ -464,7 +477,9 @@ def render(cfg, meta, steps, accuracy, ref_info, training, search, target_lines)
                f"{ref_info['zero_components']}/{ref_info['n_weights']} reference components "
                f"are exactly 0 (subbands thresholded to zero).")
     out.append("")
-    header = ["K", "T", "T·K", "mode", "step (s)", "× no-grad solve", "saved for backward (MB)"]
+    header = ["K", "T", "T·K", "mode", "step wall (s)", "step CPU (s)",
+              "× no-grad solve" + (" (CPU time)" if meta["device"] == "cpu" else " (wall)"),
+              "saved for backward (MB)"]
     if cuda:
         header.append("CUDA peak (MB)")
     header += ["cos vs ref", "rel. err vs ref"]
@@ -474,11 +489,12 @@ def render(cfg, meta, steps, accuracy, ref_info, training, search, target_lines)
         a = acc[r["K"], r["T"], r["mode"]]
         flag = " ⚠" if r.get("implicit_capped") or a["implicit_capped"] else ""
         if "skipped" in r:
-            cells = [str(r["K"]), str(r["T"]), str(r["TK"]), r["mode"], "skipped", "—",
+            cells = [str(r["K"]), str(r["T"]), str(r["TK"]), r["mode"], "skipped", "—", "—",
                      r["skipped"]] + (["—"] if cuda else [])
         else:
             cells = [str(r["K"]), str(r["T"]), str(r["TK"]), r["mode"] + flag,
-                     f"{r['time']:.3f}", f"{r['ratio']:.2f}", _mb(r["saved_bytes"])]
+                     f"{r['time']:.3f}", f"{r['cpu']:.3f}", f"{r['ratio']:.2f}",
+                     _mb(r["saved_bytes"])]
             if cuda:
                 cells.append(_mb(r.get("cuda_peak_bytes", float("nan"))))
         cells += [f"{a['cos']:.4f}", f"{a['rel_err']:.2e}"]
@@ -493,13 +509,13 @@ def render(cfg, meta, steps, accuracy, ref_info, training, search, target_lines)
                f"{meta['input_psnr']:.3f} dB.")
     out.append("")
     out.append("| K | T | T·K | mode | test PSNR (dB) | at initial weights | test MSE-PSNR (dB) "
-               "| at initial weights | train PSNR | fit time (s) | adjoint capped steps |")
+               "| at initial weights | train PSNR | fit wall (CPU) s | adjoint capped steps |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in training:
         out.append(f"| {r['K']} | {r['T']} | {r['TK']} | {r['mode']} | {r['test_psnr']:.3f} | "
                    f"{r['initial_test_psnr']:.3f} | {r['test_mse_psnr']:.3f} | "
                    f"{r['initial_test_mse_psnr']:.3f} | {r['train_psnr']:.3f} | "
-                   f"{r['fit_time']:.1f} | "
+                   f"{r['fit_time']:.1f} ({r['fit_cpu']:.1f}) | "
                    f"{r['implicit_capped_steps'] if r['mode'] == 'implicit' else '—'} |")
     out.append("")
     out.append("test PSNR: mean over test patches of the per-patch PSNR (the estimator's "
@@ -510,18 +526,19 @@ def render(cfg, meta, steps, accuracy, ref_info, training, search, target_lines)
     out.append(f"ReTune vs scalar grid search (K={s['K']}, T={s['T']}, same training set; "
                f"ReTune's time is its fit in the training table):")
     out.append("")
-    out.append("| method | selected by | test PSNR (dB) | test MSE-PSNR (dB) | wall time (s) |")
+    out.append("| method | selected by | test PSNR (dB) | test MSE-PSNR (dB) "
+               "| wall (CPU) time (s) |")
     out.append("|---|---|---|---|---|")
     out.append(f"| ReTune, one weight per subband (jfb, {cfg['epochs']} epochs) | train MSE "
                f"(the fit) | {s['retune_test_psnr']:.3f} | {s['retune_test_mse_psnr']:.3f} | "
-               f"{s['retune_time']:.1f} |")
+               f"{s['retune_time']:.1f} ({s['retune_cpu']:.1f}) |")
     search_name = (f"GridSearchCV, one scalar λ, {len(s['grid'])} values "
                    f"{s['grid'][0]:.0e}–{s['grid'][-1]:.0e}, cv={s['cv']}")
     for key, label in (("mse", "CV MSE"), ("psnr", "CV mean PSNR")):
         edge = ", grid edge" if s[f"{key}_on_edge"] else ""
         out.append(f"| {search_name} | {label}: λ = {s[f'{key}_weight']:.2e}{edge} | "
                    f"{s[f'{key}_test_psnr']:.3f} | {s[f'{key}_test_mse_psnr']:.3f} | "
-                   f"{s['search_time']:.1f} (one search, both) |")
+                   f"{s['search_time']:.1f} ({s['search_cpu']:.1f}), one search for both |")
     out.append("")
     out.append("Targets (ratios measured in this run):")
     out.append("")
@@ -586,7 +603,7 @@ def main(argv=None):
         del problem64
         training = measure_training(data, cfg, str(device), log)
         search = measure_search(data, cfg, str(device), training, log)
-        target_lines = targets(steps, accuracy, training, search, cfg)
+        target_lines = targets(steps, accuracy, training, search, dict(cfg, _device=device.type))
 
         meta = dict(date=time.strftime("%Y-%m-%d"), torch=torch.__version__,
                     threads=torch.get_num_threads() if device.type == "cpu" else "n/a",
