@@ -142,27 +142,40 @@ def _attach_implicit_backward(step, u_star, tol, max_iter):
     """
     u_leaf = u_star.detach().requires_grad_(True)
     output = step(u_leaf)
-    handle = None
+    in_hook = False
 
     def backward_hook(grad):
-        handle.remove()  # the vjp calls below must not re-enter this hook
-        w = grad
-        for _ in range(max_iter):
-            jtw = torch.autograd.grad(output, u_leaf, w, retain_graph=True)[0]
-            w_next = jtw + grad
-            change = (w_next - w).norm() / w_next.norm().clamp_min(torch.finfo(w.dtype).tiny)
-            w = w_next
-            if change <= tol:
-                return w
-        warnings.warn(f"The implicit (DEQ) backward pass reached implicit_max_iter="
-                      f"{max_iter} with relative change {float(change):.2e} > "
-                      f"implicit_tol={tol:g}; the hypergradient is approximate. Increase "
-                      "implicit_max_iter or K·T (closer to the equilibrium).",
-                      ConvergenceWarning, stacklevel=2)
-        return w
+        nonlocal in_hook
+        if in_hook:  # the vector-Jacobian products below pass through unchanged
+            return None
+        in_hook = True
+        try:
+            return _solve_adjoint(output, u_leaf, grad, tol, max_iter)
+        finally:
+            in_hook = False
 
-    handle = output.register_hook(backward_hook)
+    # A flag rather than removing the hook: a second backward through a
+    # retained graph must get the implicit gradient again.
+    output.register_hook(backward_hook)
     return output
+
+
+def _solve_adjoint(output, u_leaf, grad, tol, max_iter):
+    """Fixed-point iteration ``w ← (∂φ/∂u)ᵀ w + grad`` at the equilibrium."""
+    w = grad
+    for _ in range(max_iter):
+        jtw = torch.autograd.grad(output, u_leaf, w, retain_graph=True)[0]
+        w_next = jtw + grad
+        change = (w_next - w).norm() / w_next.norm().clamp_min(torch.finfo(w.dtype).tiny)
+        w = w_next
+        if change <= tol:
+            return w
+    warnings.warn(f"The implicit (DEQ) backward pass reached implicit_max_iter="
+                  f"{max_iter} with relative change {float(change):.2e} > "
+                  f"implicit_tol={tol:g}; the hypergradient is approximate. Increase "
+                  "implicit_max_iter or K·T (closer to the equilibrium).",
+                  ConvergenceWarning, stacklevel=2)
+    return w
 
 
 def relative_residual(step, u):
