@@ -43,3 +43,12 @@ def test_demo_denoising_quick(tmp_path):
     assert "\n".join(table) in result.stdout
     assert "Fixed-point residual" in result.stdout
     assert "h3=" in result.stdout and "d1=" in result.stdout
+
+
+def test_k_and_t_example_quick(tmp_path):
+    script = EXAMPLES / "k_and_t.py"
+    result = subprocess.run([sys.executable, str(script), "--quick", "--output", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "k_and_t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.stdout.count("test PSNR") == 4  # the 2×2 grid
