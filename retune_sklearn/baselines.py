@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from ._optional import import_optional
+
 __all__ = [
     "bayes_shrink",
     "cycle_spin_bayes_shrink",
@@ -28,14 +30,7 @@ __all__ = [
 
 
 def _restoration():
-    """Import :mod:`skimage.restoration` with a helpful error message."""
-    try:
-        from skimage import restoration
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "This function needs scikit-image: pip install scikit-image"
-        ) from exc
-    return restoration
+    return import_optional("skimage.restoration", "scikit-image")
 
 
 def _as_stack(X, name="X"):
@@ -88,6 +83,13 @@ def _grid_search(X_train, y_train, grid, name, method):
     return float(grid[int(np.argmin(errors))])
 
 
+def _bayes_shrink_kwargs(sigma, wavelet, levels):
+    """``denoise_wavelet`` arguments of BayesShrink at explicit levels (skimage
+    defaults to fewer levels on small images, which is much worse)."""
+    return dict(sigma=sigma, wavelet=wavelet, mode="soft", wavelet_levels=levels,
+                method="BayesShrink", rescale_sigma=True, channel_axis=None)
+
+
 def bayes_shrink(X, sigma, wavelet="db4", levels=3):
     """Wavelet denoising with BayesShrink soft thresholds.
 
@@ -111,15 +113,7 @@ def bayes_shrink(X, sigma, wavelet="db4", levels=3):
     """
     restoration = _restoration()
     sigma = _check_positive(sigma, "sigma")
-    kwargs = dict(
-        sigma=sigma,
-        wavelet=wavelet,
-        mode="soft",
-        wavelet_levels=levels,
-        method="BayesShrink",
-        rescale_sigma=True,
-        channel_axis=None,
-    )
+    kwargs = _bayes_shrink_kwargs(sigma, wavelet, levels)
     return _apply(X, lambda img: restoration.denoise_wavelet(img, **kwargs))
 
 
@@ -147,15 +141,7 @@ def cycle_spin_bayes_shrink(X, sigma, wavelet="db4", levels=3, max_shifts=3):
     """
     restoration = _restoration()
     sigma = _check_positive(sigma, "sigma")
-    func_kw = dict(
-        sigma=sigma,
-        wavelet=wavelet,
-        mode="soft",
-        wavelet_levels=levels,
-        method="BayesShrink",
-        rescale_sigma=True,
-        channel_axis=None,
-    )
+    func_kw = _bayes_shrink_kwargs(sigma, wavelet, levels)
 
     def spin(img):
         return restoration.cycle_spin(

@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from ._optional import import_optional
+
 __all__ = [
     "TRAIN_IMAGES",
     "TEST_IMAGES",
@@ -80,17 +82,10 @@ AVAILABLE_IMAGES = (
 
 
 def _import_skimage():
-    """Import scikit-image lazily with a helpful error message."""
-    try:
-        import skimage  # noqa: F401
-        import skimage.color  # noqa: F401
-        import skimage.data  # noqa: F401
-        import skimage.util  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "This function needs scikit-image: pip install scikit-image"
-        ) from exc
-    return skimage
+    """scikit-image with the submodules used here, or a helpful ImportError."""
+    for module in ("skimage.color", "skimage.data", "skimage.util"):
+        import_optional(module, "scikit-image")
+    return import_optional("skimage", "scikit-image")
 
 
 def _check_int(value, name, minimum=1):

@@ -16,18 +16,14 @@ what they drew into, so they compose into larger figures::
 
 import numpy as np
 
+from ._optional import import_optional
+
 __all__ = ["plot_weights", "plot_loss_curve", "plot_examples"]
 
 
 def _pyplot():
-    """Import :mod:`matplotlib.pyplot` with a helpful error message."""
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "retune_sklearn.plotting needs matplotlib: pip install matplotlib"
-        ) from exc
-    return plt
+    return import_optional("matplotlib.pyplot", "matplotlib",
+                           feature="retune_sklearn.plotting")
 
 
 def _axes(ax):
