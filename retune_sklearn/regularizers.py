@@ -259,12 +259,12 @@ class WaveletL1(Regularizer):
         threshold = self._coefficient_weights(u, thresholds)
         if not self._grouped(u):
             return soft_threshold(u, threshold)
-        norms = u.pow(2).sum(dim=-3, keepdim=True).sqrt()
+        norms = torch.linalg.vector_norm(u, dim=-3, keepdim=True)
         # Group soft-thresholding: shrink the colour vector of each coefficient.
         return u * torch.relu(1 - threshold / norms.clamp_min(torch.finfo(u.dtype).tiny))
 
     def penalty(self, u, weights):
-        magnitude = u.pow(2).sum(dim=-3).sqrt() if self._grouped(u) else u.abs()
+        magnitude = torch.linalg.vector_norm(u, dim=-3) if self._grouped(u) else u.abs()
         return (self._coefficient_weights(u, weights) * magnitude).flatten(1).sum(dim=1)
 
 
@@ -397,9 +397,11 @@ class TotalVariation(Regularizer):
         return radii.reshape((1, -1) + (1,) * (q.dim() - 2))
 
     def _project(self, q, radii):
+        # vector_norm, not sqrt(sum(q²)): its derivative is 0 (not NaN) where q = 0,
+        # i.e. where the image is locally constant.
         if not self.isotropic:
             return torch.maximum(torch.minimum(q, radii), -radii)
-        norm = q.pow(2).sum(dim=1, keepdim=True).sqrt()
+        norm = torch.linalg.vector_norm(q, dim=1, keepdim=True)
         return q * (radii / torch.maximum(norm, radii))
 
     def prox(self, u, thresholds, network=None):
@@ -421,7 +423,7 @@ class TotalVariation(Regularizer):
         axes = _difference_axes(u, len(u.shape[1:]))
         grad = _gradient(u, axes)
         if self.isotropic:
-            return weights[0] * grad.pow(2).sum(dim=1).sqrt().flatten(1).sum(dim=1)
+            return weights[0] * torch.linalg.vector_norm(grad, dim=1).flatten(1).sum(dim=1)
         return (self._radii(weights, grad) * grad.abs()).flatten(1).sum(dim=1)
 
 

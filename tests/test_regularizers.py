@@ -252,3 +252,14 @@ def test_color_fit_improves_psnr(channels):
                             random_state=0).fit(X, y)
     assert est.transform(X).shape == y.shape
     assert est.score(X, y) > psnr(y, X) + 3.0
+
+
+@pytest.mark.parametrize("regularizer", [TotalVariation(), WaveletL1("haar", 1, channels="group")],
+                         ids=repr)
+def test_prox_gradients_are_finite_on_constant_images(regularizer):
+    """Norms of zero vectors (flat regions) must not give NaN derivatives."""
+    u = torch.ones((1, 3, 8, 8), dtype=torch.float64, requires_grad=True)
+    n_weights = len(regularizer.weight_names((3, 8, 8)))
+    thresholds = torch.full((n_weights,), 0.1, dtype=torch.float64, requires_grad=True)
+    regularizer.prox(u, thresholds).sum().backward()
+    assert torch.isfinite(u.grad).all() and torch.isfinite(thresholds.grad).all()
