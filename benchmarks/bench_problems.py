@@ -84,7 +84,7 @@ MODELS = {
         ("ReTune WaveletL1 orthonormal", _ORTHO,
          dict(_COMMON, K=1, T=1, max_epochs=60, learning_rate=0.05)),
         ("ReTune WaveletL1 orthonormal, loss=mse", _ORTHO,
-         dict(_COMMON, K=1, T=1, max_epochs=60, learning_rate=0.05, loss="mse")),
+         dict(_COMMON, K=1, T=1, max_epochs=30, learning_rate=0.1, loss="mse")),
         # Redundant frame: the iteration is no longer exact in one step.
         ("ReTune WaveletL1 translation-invariant (2×2 shifts)", _TI,
          dict(_COMMON, K=10, T=2, max_epochs=10, learning_rate=0.2)),
@@ -122,12 +122,13 @@ MODELS = {
 }
 
 # Candidates tried by --select (overrides of the parameters above), per
-# (problem, model label); the first, {}, is the configuration of MODELS, which
-# holds the winners of the committed selection run.
-_ORTHO_DENOISING = [{}, dict(learning_rate=0.1, max_epochs=30)]
+# (problem, model label); {} is the configuration of MODELS, which holds the
+# winners of the committed selection run (benchmarks/problems.md).
 CANDIDATES = {
-    ("denoising", "ReTune WaveletL1 orthonormal"): _ORTHO_DENOISING,
-    ("denoising", "ReTune WaveletL1 orthonormal, loss=mse"): _ORTHO_DENOISING,
+    ("denoising", "ReTune WaveletL1 orthonormal"): [
+        {}, dict(learning_rate=0.1, max_epochs=30)],
+    ("denoising", "ReTune WaveletL1 orthonormal, loss=mse"): [
+        dict(learning_rate=0.05, max_epochs=60), {}],
     ("denoising", "ReTune WaveletL1 translation-invariant (2×2 shifts)"): [{}, dict(T=4)],
     ("denoising", "ReTune TotalVariation"): [{}, dict(regularizer__n_inner=20)],
     ("deblurring", "ReTune WaveletL1 orthonormal"): [{}, dict(T=10), dict(T=20)],
