@@ -100,13 +100,12 @@ MODELS = {
         ("ReTune TotalVariation", _TV,
          dict(_COMMON, K=10, T=10, max_epochs=5, learning_rate=0.1)),
     ],
-    # Isotropic TV is left out of inpainting: its FGP prox has a NaN
-    # derivative wherever the image is locally constant (sqrt at 0), and the
-    # fit stops at epoch 1 with a non-finite hypergradient.
     "inpainting": [
         ("ReTune WaveletL1 orthonormal", _ORTHO,
          dict(_COMMON, K=10, T=20, max_epochs=5, learning_rate=0.2)),
         ("ReTune WaveletL1 translation-invariant (2×2 shifts)", _TI,
+         dict(_COMMON, K=10, T=20, max_epochs=5, learning_rate=0.2)),
+        ("ReTune TotalVariation", _TV,
          dict(_COMMON, K=10, T=20, max_epochs=5, learning_rate=0.2)),
     ],
     "super-resolution": [
@@ -136,6 +135,7 @@ CANDIDATES = {
     ("deblurring", "ReTune TotalVariation"): [{}, dict(T=5)],
     ("inpainting", "ReTune WaveletL1 orthonormal"): [{}, dict(T=10)],
     ("inpainting", "ReTune WaveletL1 translation-invariant (2×2 shifts)"): [{}, dict(T=10)],
+    ("inpainting", "ReTune TotalVariation"): [{}, dict(T=10)],
     ("super-resolution", "ReTune WaveletL1 orthonormal"): [{}, dict(T=5)],
     ("super-resolution", "ReTune TotalVariation"): [{}, dict(T=5)],
     ("compressed-sensing", "ReTune L1Norm (Lasso model), one λ"): [{}, dict(T=20), dict(T=10)],
@@ -554,10 +554,8 @@ def _note(problem, rows):
                 "forward–backward has contraction factor 1 on the missing pixels: after "
                 "K·T = 200 iterations the residual is still ~1e-4 and the weights compensate "
                 "for the early stop. What would help: more iterations or an accelerated "
-                "(FISTA) solver, a smooth initial point (e.g. the biharmonic fill), more "
-                "shifts, or a TV prior (isotropic TV is left out: its prox has NaN "
-                "derivatives where the image is locally constant, and the fit stops at "
-                "epoch 1).")
+                "(FISTA) solver, a smooth initial point (e.g. the biharmonic fill), or "
+                "more shifts.")
     if problem == "super-resolution":
         skimage_row = _find(rows, "skimage bicubic")
         aligned = _find(rows, "bicubic on the sampling grid")
