@@ -1,6 +1,13 @@
-"""Base class of the operator and regularizer parameter objects."""
+"""Base class of the operator and regularizer parameter objects, and their
+shared shape convention."""
 
 from sklearn.base import BaseEstimator
+
+
+def spatial_ndim(signal_shape):
+    """Axes an operator or regularizer acts on: the last axis of 1-D signals,
+    the last two of ``(H, W)`` and ``(C, H, W)`` images (channels alike)."""
+    return 1 if len(signal_shape) == 1 else 2
 
 
 class ParameterObject(BaseEstimator):

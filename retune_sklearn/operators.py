@@ -35,7 +35,7 @@ import scipy.sparse.linalg
 import torch
 from sklearn.utils import check_random_state
 
-from ._params import ParameterObject
+from ._params import ParameterObject, spatial_ndim
 
 __all__ = [
     "Blur",
@@ -196,11 +196,6 @@ class LinearOperator(ParameterObject):
         return math.sqrt(max(gram, 0.0))
 
 
-def _spatial_ndim(signal_shape):
-    """1-D signals act on the last axis; everything else on the last two."""
-    return 1 if len(signal_shape) == 1 else 2
-
-
 class Identity(LinearOperator):
     """The identity operator (denoising problems)."""
 
@@ -270,7 +265,7 @@ class Blur(LinearOperator):
         return gaussian_kernel(self.sigma, size, ndim)
 
     def check_signal_shape(self, signal_shape):
-        ndim = _spatial_ndim(signal_shape)
+        ndim = spatial_ndim(signal_shape)
         kernel = self.kernel_array(ndim)
         spatial = tuple(signal_shape[-ndim:])
         if any(k > s for k, s in zip(kernel.shape, spatial)):
@@ -311,7 +306,7 @@ class Blur(LinearOperator):
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
         # Circular convolution is diagonalized by the DFT: ‖A‖ = max |OTF|.
         self.check_signal_shape(signal_shape)
-        ndim = _spatial_ndim(signal_shape)
+        ndim = spatial_ndim(signal_shape)
         otf = self._transfer_function(tuple(signal_shape[-ndim:]), "cpu", torch.float64)
         return float(otf.abs().max())
 
@@ -522,7 +517,7 @@ class Downsampling(LinearOperator):
     def check_signal_shape(self, signal_shape):
         signal_shape = tuple(signal_shape)
         factor = self._factor()
-        ndim = _spatial_ndim(signal_shape)
+        ndim = spatial_ndim(signal_shape)
         spatial = signal_shape[-ndim:]
         if any(s % factor for s in spatial):
             raise ValueError(f"Downsampling factor={factor} must divide the spatial sizes of "
@@ -540,7 +535,7 @@ class Downsampling(LinearOperator):
         signal_shape = tuple(signal_shape)
         self.check_signal_shape(signal_shape)
         factor = self._factor()
-        ndim = _spatial_ndim(signal_shape)
+        ndim = spatial_ndim(signal_shape)
         return signal_shape[:-ndim] + tuple(s // factor for s in signal_shape[-ndim:])
 
     def forward(self, x):
@@ -564,7 +559,7 @@ class Downsampling(LinearOperator):
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
         signal_shape = tuple(signal_shape)
         self.check_signal_shape(signal_shape)
-        ndim = _spatial_ndim(signal_shape)
+        ndim = spatial_ndim(signal_shape)
         blur = self.blur(ndim)
         if blur is None:
             return 1.0

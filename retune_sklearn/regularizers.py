@@ -25,7 +25,7 @@ import numbers
 
 import torch
 
-from ._params import ParameterObject
+from ._params import ParameterObject, spatial_ndim
 from .wavelets import WaveletTransform
 
 __all__ = ["Regularizer", "L1Norm", "WaveletL1", "Tikhonov", "TotalVariation", "LearnedDenoiser",
@@ -161,15 +161,11 @@ class WaveletL1(Regularizer):
         return self._cached(("transform", ndim),
                             lambda: WaveletTransform(self.wavelet, int(self.levels), ndim))
 
-    @staticmethod
-    def _ndim(signal_shape):
-        return 1 if len(signal_shape) == 1 else 2
-
     def check_signal_shape(self, signal_shape):
         if self.channels not in ("shared", "separate", "group"):
             raise ValueError("WaveletL1 `channels` must be 'shared', 'separate' or 'group'; "
                              f"got {self.channels!r}.")
-        ndim = self._ndim(signal_shape)
+        ndim = spatial_ndim(signal_shape)
         self._transform(ndim).check_shape(tuple(signal_shape[-ndim:]))
 
     def _groups(self, spatial_shape):
@@ -202,7 +198,7 @@ class WaveletL1(Regularizer):
 
     def weight_names(self, signal_shape):
         self.check_signal_shape(signal_shape)
-        ndim = self._ndim(signal_shape)
+        ndim = spatial_ndim(signal_shape)
         names = list(self._groups(tuple(signal_shape[-ndim:]))[1])
         if self.channels == "separate" and len(signal_shape) == 3:
             return [f"c{c}:{name}" for c in range(signal_shape[0]) for name in names]
@@ -222,13 +218,13 @@ class WaveletL1(Regularizer):
 
     def _signal_ndim(self, u):
         """Spatial axes of the signal behind coefficients ``u``."""
-        return self._ndim(self._signal_shape_of(u))
+        return spatial_ndim(self._signal_shape_of(u))
 
     def _has_channels(self, u):
         return len(self._signal_shape_of(u)) == 3
 
     def analysis(self, x):
-        ndim = self._ndim(x.shape[1:])
+        ndim = spatial_ndim(x.shape[1:])
         transform = self._transform(ndim)
         if not self.translation_invariant:
             return transform.forward(x)
@@ -286,9 +282,9 @@ def _renumber(group_of):
     return [kept.index(g) if g >= 0 else -1 for g in group_of]
 
 
-def _difference_axes(x, n_signal_axes):
-    """Axes of finite differences: the last axis of 1-D signals, else the last two."""
-    return (-1,) if n_signal_axes == 1 else (-2, -1)
+def _difference_axes(x):
+    """Axes of the finite differences of a batch ``x`` of signals."""
+    return tuple(range(-spatial_ndim(x.shape[1:]), 0))
 
 
 def _gradient(x, axes):
@@ -331,7 +327,7 @@ class Tikhonov(Regularizer):
 
     def _laplacian_symbol(self, x):
         """Eigenvalues of periodic ``DᵀD`` on the rFFT grid of ``x``."""
-        axes = _difference_axes(x, len(x.shape[1:]))
+        axes = _difference_axes(x)
         shape = tuple(x.shape[a] for a in axes)
 
         def build():
@@ -354,7 +350,7 @@ class Tikhonov(Regularizer):
     def penalty(self, u, weights):
         if self.order == 0:
             return 0.5 * weights[0] * u.flatten(1).pow(2).sum(dim=1)
-        axes = _difference_axes(u, len(u.shape[1:]))
+        axes = _difference_axes(u)
         return 0.5 * weights[0] * _gradient(u, axes).flatten(1).pow(2).sum(dim=1)
 
 
@@ -415,7 +411,7 @@ class TotalVariation(Regularizer):
         return q * (radii / torch.maximum(norm, radii))
 
     def prox(self, u, thresholds, network=None):
-        axes = _difference_axes(u, len(u.shape[1:]))
+        axes = _difference_axes(u)
         step = 1.0 / (4 * len(axes))  # 1 / ‖D‖², ‖D‖² ≤ 4 per axis
         q = torch.zeros((u.shape[0], len(axes), *u.shape[1:]), dtype=u.dtype, device=u.device)
         radii = self._radii(thresholds, q)
@@ -430,7 +426,7 @@ class TotalVariation(Regularizer):
         return u - _gradient_adjoint(q, axes)
 
     def penalty(self, u, weights):
-        axes = _difference_axes(u, len(u.shape[1:]))
+        axes = _difference_axes(u)
         grad = _gradient(u, axes)
         if self.isotropic:
             return weights[0] * _norm(grad, dim=1).flatten(1).sum(dim=1)
