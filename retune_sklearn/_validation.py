@@ -197,17 +197,17 @@ def resolve_device(device):
     return resolved
 
 
-def check_init_weight(init_weight, names):
-    """The explicit ``init_weight`` as one positive finite weight per name."""
+def check_init_weight(init_weight, names, name="init_weight"):
+    """Explicit weights (``init_weight``) as one positive finite weight per name."""
     n_weights = len(names)
     init = np.asarray(init_weight, dtype=np.float64)
     if init.ndim > 1 or init.size not in (1, n_weights):
-        raise ValueError(f"init_weight must be a number or hold one weight per name "
+        raise ValueError(f"{name} must be a number or hold one weight per name "
                          f"in weight_names_ ({n_weights}: {names}); got shape "
                          f"{init.shape}.")
     init = np.broadcast_to(init, (n_weights,))
     if not np.all(np.isfinite(init) & (init > 0)):
-        raise ValueError(f"init_weight must hold positive finite weights; got {init}.")
+        raise ValueError(f"{name} must hold positive finite weights; got {init}.")
     return init
 
 

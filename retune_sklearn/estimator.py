@@ -4,7 +4,9 @@ Data and parameter checks live in :mod:`retune_sklearn._validation`, the
 parameters, solves and the training loop in :mod:`retune_sklearn._training`.
 """
 
+from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import Optional
 
 import numpy as np
 import torch
@@ -13,15 +15,33 @@ from sklearn.base import (BaseEstimator, ClassNamePrefixFeaturesOutMixin, Regres
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from . import _training as training
-from ._training import DTYPES, torch_threads
+from ._runtime import torch_threads
 from ._validation import MAX_ITERATIONS  # noqa: F401 (public here: the Notes cite it)
-from ._validation import (check_iterations, check_mask, check_measurements,
-                          check_score_signals, resolve_components)
+from ._validation import (check_continuable, check_fit_data, check_fitted_signals,
+                          check_init_weight, check_iterations, check_mask, check_measurements,
+                          check_score_signals, resolve_components, resolve_signal_shape)
+from .hypergradients import HYPERGRADIENTS, SolveOptions, SolveReport
+from .learning.data import batch_slices, to_measurements, to_tensor, validation_split
+from .learning.losses import LOSSES, SCALE_DEPENDENT
+from .learning.loop import LoopOptions, train
+from .learning.parameters import (initial_theta, learnable_key, make_optimizer, noise_scale,
+                                  optimizer_state, theta_from_values)
+from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
-from .solvers import HYPERGRADIENTS
+from .reconstruct import DTYPES, build_problem, reconstruct_into, solve_batch, solve_residual
+from .solvers import SOLVERS, make_solver
 
 __all__ = ["ReTuneRegularizer"]
+
+
+@dataclass
+class _TrainingSession:
+    """What the solves of one ``fit`` share: their report, the warm-start
+    iterates, and the scale the loss is divided by."""
+
+    report: SolveReport
+    bank: Optional[IterateBank]
+    loss_scale: float
 
 
 class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, RegressorMixin,
@@ -48,19 +68,44 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         subband).
     K : int, default=10
         Forward–backward iterations per block: the depth that automatic
-        differentiation sees with ``hypergradient="jfb"``.
-    T : int, default=10
-        Number of blocks; every solve (training and ``transform``) runs
-        ``T * K`` iterations.
+        differentiation sees with ``hypergradient="jfb"``. Every solve ends
+        with one block of ``K`` plain forward–backward steps.
+    T : int, default=100
+        Largest number of blocks per solve: the first ``T − 1`` are
+        *restarted* blocks of ``solver`` (no autograd with ``"jfb"``), the
+        last one the plain block above. With ``solve_tol``, ``T`` is a cap;
+        with ``solve_tol=None`` every solve runs exactly ``T * K``
+        iterations.
+    solve_tol : float or None, default=1e-4
+        Stop the restarted blocks of a solve (training and ``transform``
+        alike) as soon as every sample's relative fixed-point residual
+        ``‖φ(u) − u‖ / ‖u‖`` is at most ``solve_tol``: the model is learned
+        and used *at its equilibrium*, whatever the solver. None gives a
+        fixed budget of ``T * K`` iterations (a truncated "unrolled
+        network": the learned weights then depend on that budget).
+    solver : {"fista", "fb"}, default="fista"
+        Algorithm of the restarted blocks: FISTA with per-sample gradient
+        restart (O'Donoghue–Candès; several times fewer iterations on
+        ill-conditioned problems) or plain forward–backward. Both converge to
+        the same fixed point; the differentiated block is always plain
+        forward–backward, so JFB's error bounds hold.
+    reuse_iterates : bool, default=True
+        With ``solve_tol``, start each training sample's solve from where its
+        previous solve ended (the weights move little between outer steps,
+        so few blocks remain to run). Kept by :meth:`partial_fit`, dropped by
+        :meth:`fit`, not pickled. Ignored with ``solve_tol=None``.
     hypergradient : {"jfb", "unrolled", "implicit"}, default="jfb"
         ``"jfb"``: backpropagate through the last block only (memory O(K));
-        ``"unrolled"``: through all ``T * K`` iterations (memory O(T·K));
-        ``"implicit"``: implicit differentiation at the last iterate.
+        ``"unrolled"``: through every iteration (memory O(T·K));
+        ``"implicit"``: the implicit-function theorem at the last iterate,
+        the adjoint system solved by GMRES (the exact deep-equilibrium
+        gradient, up to ``implicit_tol``).
     implicit_tol : float, default=1e-6
-        Relative tolerance of the adjoint fixed-point iteration (``"implicit"``).
+        Relative residual of the adjoint GMRES solve (``"implicit"``).
     implicit_max_iter : int, default=200
-        Iteration cap of that iteration; a ``ConvergenceWarning`` is raised
-        when it is hit.
+        Most vector–Jacobian products of that solve; one
+        ``ConvergenceWarning`` per fit says how many solves missed
+        ``implicit_tol``.
     init_weight : "auto", float or array-like, default="auto"
         Initial weights. "auto" uses ``0.1 * σ̂`` for every weight, with
         ``σ̂`` the standard deviation of ``X − A y`` on the training data (a
@@ -114,11 +159,14 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         "auto" uses CUDA when available, else the CPU.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the computations. Outputs have the dtype of ``X``.
-    n_threads : int or None, default=None
+    n_threads : int or None, default=1
         Torch intra-op threads during ``fit``, ``partial_fit``, ``transform``
         (and ``predict``, ``score``): ``torch.set_num_threads(n_threads)`` for
         the call, restored afterwards. None leaves torch's setting alone. The
-        setting is process-wide; see Notes on parallel searches.
+        solves are many operations on small tensors: one thread was ~10×
+        faster than torch's default on a 2-core machine (see the README);
+        raise it for large images on an idle many-core machine. The setting
+        is process-wide; see Notes on parallel searches.
     random_state : int, RandomState instance or None, default=None
         Seed of the mini-batch shuffling, of the validation split and of the
         initialization of learned networks.
@@ -145,7 +193,9 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         Number of epochs run by the last ``fit`` (plus one per later
         :meth:`partial_fit` call).
     loss_curve_ : list of float
-        Mean training loss (MSE) of each epoch (continued by ``partial_fit``).
+        Mean training loss of each epoch (continued by ``partial_fit``): the
+        MSE with ``loss="mse"``, ``mean_i 10 log10 MSE_i`` (minus the PSNR up
+        to a constant) with ``loss="psnr"``.
     validation_scores_ : list of float or None
         Mean validation PSNR (dB) after each epoch; None unless
         ``early_stopping``.
@@ -157,9 +207,17 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         interrupted (``KeyboardInterrupt``; a ``UserWarning`` says so). The
         weights are then those of the best epoch so far.
     fixed_point_residual_ : float
-        Mean relative residual ``‖φ(u) − u‖ / ‖u‖`` after ``T * K``
-        iterations on (up to ``batch_size``) training samples with the learned
-        weights: how far the solves stop from the equilibrium.
+        Mean relative residual ``‖φ(u) − u‖ / ‖u‖`` at the end of a solve
+        (as ``transform`` runs it, from the back-projection) of (up to
+        ``batch_size``) training samples with the learned weights: how far
+        the solves stop from the equilibrium. A ``ConvergenceWarning`` says
+        when that solve stopped at the cap ``T`` above ``solve_tol``.
+    n_solve_iter_ : int
+        Forward–backward iterations of that solve.
+    training_solve_iter_ : float or None
+        Mean iterations per training solve during the last ``fit`` or
+        ``partial_fit`` call (smaller than ``n_solve_iter_`` with
+        ``reuse_iterates``); None if nothing was trained.
     signal_shape_ : tuple of int
         Shape of one signal as the model sees it.
     measurement_shape_ : tuple of int
@@ -246,6 +304,9 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
                         HasMethods(["analysis", "synthesis", "prox", "weight_names"])],
         "K": [Interval(Integral, 1, None, closed="left")],
         "T": [Interval(Integral, 1, None, closed="left")],
+        "solve_tol": [None, Interval(Real, 0, None, closed="neither")],
+        "solver": [StrOptions(set(SOLVERS))],
+        "reuse_iterates": ["boolean"],
         "hypergradient": [StrOptions(set(HYPERGRADIENTS))],
         "implicit_tol": [Interval(Real, 0, None, closed="neither")],
         "implicit_max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -254,7 +315,7 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         "learn_weights": ["boolean"],
         "learn_step_size": ["boolean"],
         "step_scale": [Interval(Real, 0, 2, closed="neither")],
-        "loss": [StrOptions({"mse", "psnr"})],
+        "loss": [StrOptions(set(LOSSES))],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -273,17 +334,21 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         "verbose": ["verbose"],
     }
 
-    def __init__(self, operator=None, regularizer=None, *, K=10, T=10, hypergradient="jfb",
-                 implicit_tol=1e-6, implicit_max_iter=200, init_weight="auto",
-                 learn_weights=True, learn_step_size=False, step_scale=1.0, loss="mse",
-                 learning_rate=0.05, max_epochs=30, batch_size=32, shuffle=True,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
-                 warm_start=False, signal_shape=None, data_range=1.0, device="auto",
-                 dtype="float32", n_threads=None, random_state=None, verbose=0):
+    def __init__(self, operator=None, regularizer=None, *, K=10, T=100, solve_tol=1e-4,
+                 solver="fista", reuse_iterates=True, hypergradient="jfb", implicit_tol=1e-6,
+                 implicit_max_iter=200, init_weight="auto", learn_weights=True,
+                 learn_step_size=False, step_scale=1.0, loss="mse", learning_rate=0.05,
+                 max_epochs=30, batch_size=32, shuffle=True, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, warm_start=False,
+                 signal_shape=None, data_range=1.0, device="auto", dtype="float32",
+                 n_threads=1, random_state=None, verbose=0):
         self.operator = operator
         self.regularizer = regularizer
         self.K = K
         self.T = T
+        self.solve_tol = solve_tol
+        self.solver = solver
+        self.reuse_iterates = reuse_iterates
         self.hypergradient = hypergradient
         self.implicit_tol = implicit_tol
         self.implicit_max_iter = implicit_max_iter
@@ -340,7 +405,10 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         Warns
         -----
         ConvergenceWarning
-            If training diverged: it stopped with the best epoch's weights.
+            If training diverged (it stopped with the best epoch's weights),
+            if the solves at the learned weights stop at the cap ``T`` above
+            ``solve_tol``, or if implicit backward passes missed
+            ``implicit_tol`` (one warning per kind).
         UserWarning
             If training was interrupted by ``KeyboardInterrupt``: ``fit``
             returns normally with the best epoch's weights.
@@ -352,9 +420,12 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         """One pass of Adam steps over ``(X, y)`` in mini-batches of ``batch_size``.
 
         The first call (on an unfitted estimator) initializes the model as
-        :meth:`fit` does; later calls continue from the fitted weights and
-        the Adam state of the previous call (or of ``fit``), on data of the
-        fitted layout. ``early_stopping`` and ``max_epochs`` are ignored;
+        :meth:`fit` does; later calls continue from the fitted weights, the
+        Adam state of the previous call (or of ``fit``) and, with
+        ``reuse_iterates``, the last iterate of each sample (sample ``i`` of
+        this call starts where sample ``i`` of the previous call ended: a
+        different sample there only costs iterations), on data of the fitted
+        layout. ``early_stopping`` and ``max_epochs`` are ignored;
         ``loss_curve_`` and ``n_iter_`` are continued.
 
         Parameters
@@ -385,47 +456,79 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
     def _fit(self, X, y, mask, *, incremental):
         """``fit`` (``incremental=False``) and ``partial_fit``."""
         proceed = incremental and hasattr(self, "weights_")
-        X, y, problem, X_t, y_t = training.prepare_data(self, X, y, mask, fitted_layout=proceed)
-        theta = training.initial_theta(self, X_t, y_t, problem)
+        X, y, problem, X_t, y_t = self._prepare_data(X, y, mask, fitted_layout=proceed)
+        theta = self._initial_theta(X_t, y_t, problem)
         if proceed or (self.warm_start and hasattr(self, "weights_")):
-            theta = training.continued_theta(self, problem, theta)
-        X_train, y_train, validation = X_t, y_t, None
+            theta = self._continued_theta(problem, theta)
+        X_train, y_train, X_val, y_val = X_t, y_t, None, None
         if self.early_stopping and not incremental:
             train, held_out = (torch.as_tensor(i, device=X_t.device) for i in
-                               training.validation_split(len(X_t), self.validation_fraction,
-                                                         self.random_state))
-            X_train, y_train, validation = X_t[train], y_t[train], (X_t[held_out], y_t[held_out])
+                               validation_split(len(X_t), self.validation_fraction,
+                                                self.random_state))
+            X_train, y_train, X_val, y_val = X_t[train], y_t[train], X_t[held_out], y_t[held_out]
 
         parameters = theta.learnable(self.learn_weights, self.learn_step_size)
-        key = training.learnable_key(self.learn_weights, self.learn_step_size, parameters)
-        optimizer = training.make_optimizer(
-            parameters, self.learning_rate, key,
-            getattr(self, "_optimizer_state", None) if proceed else None)
-        loss_curve, scores, converged = training.train(
-            self, X_train, y_train, problem, theta, optimizer,
-            1 if incremental else self.max_epochs, validation, bar=not incremental)
+        key = learnable_key(self.learn_weights, self.learn_step_size, parameters)
+        optimizer = make_optimizer(parameters, self.learning_rate, key,
+                                   getattr(self, "_optimizer_state", None) if proceed else None)
+        session = _TrainingSession(
+            report=SolveReport(), bank=self._iterate_bank_for(len(X_t), proceed),
+            loss_scale=float(y_t.pow(2).mean()) if self.loss in SCALE_DEPENDENT else 1.0)
+        loss_curve, scores, converged = self._train(X_train, y_train, X_val, y_val, problem,
+                                                    theta, optimizer, session, incremental)
 
         # Everything is computed first and assigned at once, so that a failure
         # (or Ctrl-C) before this point leaves a previous fit intact.
         theta = theta.detached_copy()
-        residual = training.fixed_point_residual(X_t[: self.batch_size], problem, theta,
-                                                 self.K, self.T)
+        check = SolveReport()
+        residual = solve_residual(X_t[: self.batch_size], problem, theta,
+                                  self._solve_options(), check)
         self._set_fitted(
             problem, theta, X.shape[1:], y.shape[1:],
             loss_curve=self.loss_curve_ + loss_curve if proceed else loss_curve,
-            validation_scores=scores if validation is not None else None,
-            converged=converged, residual=residual,
-            optimizer_state=training.optimizer_state(optimizer, key))
+            validation_scores=scores if X_val is not None else None,
+            converged=converged, residual=residual, check=check, session=session,
+            optimizer_state=optimizer_state(optimizer, key))
+        check.warn_if_needed(self._solve_options(), stacklevel=3)
+        session.report.n_capped = 0  # capped training solves: only the final solve counts
+        session.report.warn_if_needed(self._solve_options(), stacklevel=3)
         return self
 
+    def _train(self, X_train, y_train, X_val, y_val, problem, theta, optimizer, session,
+               incremental):
+        """The epoch loop on the training split; returns losses, scores, converged."""
+        def batch_loss(X_b, y_b):
+            return self._batch_loss(X_b, y_b, problem, theta, self.hypergradient)
+
+        def validation_score():
+            return self._validation_score(X_val, y_val, problem, theta)
+
+        options = LoopOptions(
+            n_epochs=1 if incremental else self.max_epochs, batch_size=self.batch_size,
+            shuffle=self.shuffle, random_state=self.random_state, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, verbose=self.verbose,
+            weight_names=problem.model.regularizer.weight_names(problem.signal_shape),
+            learning_rate=self.learning_rate, step_scale=self.step_scale,
+            progress_bar=not incremental)
+        self._session = session
+        try:
+            loss_curve, scores, converged = train(
+                batch_loss, X_train, y_train, theta, optimizer, options,
+                None if X_val is None else validation_score)
+        finally:
+            del self._session
+        return [loss * session.loss_scale for loss in loss_curve], scores, converged
+
     def _set_fitted(self, problem, theta, measurement_sample_shape, y_sample_shape, *,
-                    loss_curve, validation_scores, converged, residual, optimizer_state):
+                    loss_curve, validation_scores, converged, residual, check, session,
+                    optimizer_state):
         """Assign all fitted attributes at once (``theta`` detached)."""
-        step_scale = float(2 * torch.sigmoid(theta.step_logit))
+        step_scale = float(theta.step_scale)
+        training_iterations = session.report.iterations
         vars(self).update(
             operator_=problem.model.operator,
             regularizer_=problem.model.regularizer,
-            weights_=theta.log_weights.exp().cpu().numpy().astype(np.float64),
+            weights_=theta.weights.cpu().numpy().astype(np.float64),
             # numpy, not tensors: a model fitted on a GPU unpickles anywhere.
             regularizer_params_={k: v.cpu().numpy() for k, v in theta.network.items()},
             weight_names_=problem.model.regularizer.weight_names(problem.signal_shape),
@@ -442,37 +545,127 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             measurement_shape_=problem.measurement_shape,
             n_features_in_=int(np.prod(measurement_sample_shape)),
             _y_sample_shape=y_sample_shape,  # transform returns y's layout
-            fixed_point_residual_=residual,
+            fixed_point_residual_=float(residual.mean()),
+            n_solve_iter_=int(check.iterations[-1]),
+            training_solve_iter_=(float(np.mean(training_iterations)) if training_iterations
+                                  else None),
             _optimizer_state=optimizer_state,
+            _iterate_bank=session.bank,
         )
 
-    # Overridable steps: subclasses (and tests) replace these methods; the
-    # training loop of _training calls them through the estimator.
+    def __getstate__(self):
+        # The warm-start iterates are a cache of the last fit (as large as the
+        # training set): not pickled; partial_fit after unpickling starts cold.
+        state = dict(super().__getstate__())
+        state.pop("_iterate_bank", None)
+        return state
+
+    # ------------------------------------------------------------ pieces
+    def _prepare_data(self, X, y, mask=None, *, fitted_layout=False):
+        """Validate the data and build the problem; return arrays, problem and tensors.
+
+        ``X`` is returned in the operator's measurement shape and ``y`` as
+        given; the tensors hold (indexed) measurements and structured
+        signals. With ``fitted_layout``, the data must have the fitted
+        layout and the fitted problem is used (``partial_fit``).
+        """
+        X, y = check_fit_data(X, y)
+        if fitted_layout:
+            X = check_measurements(X, self.measurement_shape_, self.n_features_in_)
+            check_fitted_signals(y, self._y_sample_shape)
+            problem = self._fitted_problem()
+        else:
+            problem = self._build_problem(resolve_signal_shape(self.signal_shape, y),
+                                          X.shape[1:])
+        # Flat layouts are allowed; the model works on the structured shapes.
+        X = X.reshape(len(X), *problem.measurement_shape)
+        mask = check_mask(mask, X)
+        y_signals = y.reshape(len(y), *problem.signal_shape)
+        X_t = to_measurements(X, mask, problem.device, problem.dtype, indexed=True)
+        return X, y, problem, X_t, to_tensor(y_signals, problem.device, problem.dtype)
+
+    def _fitted_problem(self):
+        """The problem of the fitted estimator, on the current ``device``."""
+        return build_problem(self.operator_, self.regularizer_, self.signal_shape_,
+                             self.measurement_shape_, self.device, self.dtype,
+                             lipschitz=self.lipschitz_)
+
+    def _fitted_theta(self, problem):
+        return theta_from_values(self.weights_, self.step_scale_, self.regularizer_params_,
+                                 device=problem.device, dtype=problem.dtype)
+
+    def _initial_theta(self, X_t, y_t, problem):
+        """θ at the start of a fit: ``init_weight`` (or "auto") and a fresh network."""
+        regularizer = problem.model.regularizer
+        names = regularizer.weight_names(problem.signal_shape)
+        if isinstance(self.init_weight, str):  # "auto"
+            init = np.full(len(names), 0.1 * noise_scale(X_t, y_t, problem.model.operator))
+        else:
+            init = check_init_weight(self.init_weight, names)
+        try:
+            return initial_theta(init, self.step_scale, regularizer, problem.signal_shape,
+                                 self.random_state, device=problem.device, dtype=problem.dtype)
+        except OverflowError:
+            raise ValueError(f"init_weight={self.init_weight!r} over- or underflows in "
+                             f"dtype={self.dtype!r}; rescale X and y or use float64.") from None
+
+    def _continued_theta(self, problem, initial):
+        """The fitted θ, checked against the ``initial`` one of ``problem``."""
+        check_continuable(self.weight_names_,
+                          {k: v.shape for k, v in self.regularizer_params_.items()},
+                          problem.model.regularizer.weight_names(problem.signal_shape),
+                          {k: tuple(v.shape) for k, v in initial.network.items()})
+        return self._fitted_theta(problem)
+
+    def _solve_options(self):
+        return SolveOptions(int(self.K), int(self.T), self.solve_tol, make_solver(self.solver),
+                            self.implicit_tol, int(self.implicit_max_iter))
+
+    def _iterate_bank_for(self, n_samples, proceed):
+        """The warm-start iterates of this fit: kept by ``partial_fit``, new for ``fit``;
+        None without ``reuse_iterates`` or ``solve_tol`` (a fixed-budget solve
+        must start from the back-projection every time)."""
+        if not self.reuse_iterates or self.solve_tol is None:
+            return None
+        bank = getattr(self, "_iterate_bank", None) if proceed else None
+        return bank if bank is not None and bank.n_samples == n_samples else IterateBank(n_samples)
+
+    # Overridable steps: subclasses (and tests) replace these methods.
     def _build_problem(self, y_shape, X_shape):
         """Resolve components, shapes, device and the Lipschitz constant."""
         operator, regularizer = resolve_components(self.operator, self.regularizer)
-        return training.build_problem(operator, regularizer, y_shape, X_shape, self.device,
-                                      self.dtype)
+        return build_problem(operator, regularizer, y_shape, X_shape, self.device, self.dtype)
 
     def _solve(self, X_b, problem, theta, hypergradient):
-        """Reconstruct a batch: ``T`` blocks of ``K`` steps, then ``W* u``."""
-        return training.solve(self, X_b, problem, theta, hypergradient)
+        """Reconstruct a batch (see ``K``, ``T``, ``solve_tol``), then ``W* u``."""
+        session = getattr(self, "_session", None)
+        u = solve_batch(X_b, problem, theta, self._solve_options(), hypergradient,
+                        report=None if session is None else session.report,
+                        bank=None if session is None or hypergradient == "none"
+                        else session.bank)
+        return problem.model.regularizer.synthesis(u)
 
     def _batch_loss(self, X_b, y_b, problem, theta, hypergradient):
-        """Training loss of a batch (see ``loss``)."""
-        return training.batch_loss(self._solve(X_b, problem, theta, hypergradient), y_b,
-                                   self.loss)
+        """Training loss of a batch (see ``loss``), divided by the loss scale of the fit."""
+        session = getattr(self, "_session", None)
+        scale = 1.0 if session is None else session.loss_scale
+        return LOSSES[self.loss](self._solve(X_b, problem, theta, hypergradient), y_b) / scale
 
     def _validation_score(self, X_val, y_val, problem, theta):
         """Mean PSNR (dB) of the reconstructions of the held-out samples."""
-        return training.validation_psnr(self, X_val, y_val, problem, theta)
+        with torch.no_grad():
+            reconstructions = torch.cat([self._solve(X_val[chunk], problem, theta, "none")
+                                         for chunk in batch_slices(len(X_val), self.batch_size)])
+        return float(np.mean(psnr_per_sample(y_val.cpu().numpy(), reconstructions.cpu().numpy(),
+                                             data_range=self.data_range)))
 
     def compute_hypergradient(self, X, y, hypergradient=None, mask=None):
         """Gradient of the training loss with respect to the log-weights.
 
         No optimizer step is taken and the estimator is not modified. The
         gradient is taken at the fitted weights if the estimator is fitted,
-        else at the initial weights ``fit`` would start from.
+        else at the initial weights ``fit`` would start from. Every solve
+        starts from the back-projection.
 
         Parameters
         ----------
@@ -487,26 +680,28 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         -------
         ndarray of shape (n_weights,)
             ``∂ loss / ∂ log λ_g`` where ``loss`` is the training loss (see
-            ``loss``) averaged over all samples of ``X`` (computed in chunks
-            of ``batch_size``).
+            ``loss``, in the units of ``loss_curve_``) averaged over all
+            samples of ``X`` (computed in chunks of ``batch_size``).
         """
         hypergradient = self.hypergradient if hypergradient is None else hypergradient
         if hypergradient not in HYPERGRADIENTS:
-            raise ValueError(f"hypergradient must be one of {HYPERGRADIENTS}; "
+            raise ValueError(f"hypergradient must be one of {tuple(HYPERGRADIENTS)}; "
                              f"got {hypergradient!r}.")
         with self._compute_context():
-            _, _, problem, X_t, y_t = training.prepare_data(self, X, y, mask)
+            _, _, problem, X_t, y_t = self._prepare_data(X, y, mask)
             if hasattr(self, "weights_"):
-                theta = training.fitted_theta(self, problem)
+                theta = self._fitted_theta(problem)
             else:
-                theta = training.initial_theta(self, X_t, y_t, problem)
+                theta = self._initial_theta(X_t, y_t, problem)
             theta.log_weights.requires_grad_(True)
-            training.accumulate_hypergradient(self, X_t, y_t, problem, theta, hypergradient)
+            for chunk in batch_slices(len(X_t), self.batch_size):
+                loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, theta, hypergradient)
+                (loss * len(X_t[chunk]) / len(X_t)).backward()
             return theta.log_weights.grad.cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------ inference
     def transform(self, X, mask=None):
-        """Reconstruct signals from measurements (``T * K`` iterations).
+        """Reconstruct signals from measurements (the same solve as in training).
 
         Parameters
         ----------
@@ -532,11 +727,13 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
     def _transform(self, X, mask):
         X = check_measurements(X, self.measurement_shape_, self.n_features_in_)
         mask = check_mask(mask, X)
-        problem = training.fitted_problem(self)
-        theta = training.fitted_theta(self, problem)
+        problem = self._fitted_problem()
+        theta = self._fitted_theta(problem)
         out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         out = np.empty((len(X), *self._y_sample_shape), dtype=out_dtype)
-        n_bad = training.reconstruct(self, X, mask, problem, theta, out)
+        n_bad = reconstruct_into(out, X, mask, problem,
+                                 lambda batch: self._solve(batch, problem, theta, "none"),
+                                 self.batch_size)
         if n_bad:
             raise ValueError(f"transform produced non-finite reconstructions for {n_bad} of "
                              f"{len(X)} samples (weights_={self.weights_}). Check that X is "

@@ -76,7 +76,9 @@ PROBLEMS = {"blur1d": _blur1d, "identity2d": _identity2d}
 
 
 def _estimator(problem, log_weights, **params):
-    defaults = dict(K=N_EQUILIBRIUM, T=1, hypergradient="implicit", implicit_tol=1e-13,
+    # A fixed budget of plain steps: the tests count iterations.
+    defaults = dict(K=N_EQUILIBRIUM, T=1, solve_tol=None, solver="fb",
+                    hypergradient="implicit", implicit_tol=1e-13,
                     implicit_max_iter=2000, init_weight=np.exp(log_weights),
                     learn_weights=False, step_scale=problem["step_scale"], dtype="float64",
                     device="cpu", batch_size=len(problem["X"]))

@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
-import retune_sklearn._training as training_module
+import retune_sklearn.learning.progress as training_module
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.regularizers import Tikhonov, WaveletL1
 

@@ -1,0 +1,107 @@
+"""The forward–backward model ``φ_θ`` and its plain iteration.
+
+The lower-level problem, in synthesis form ``x = W* u``::
+
+    u* = argmin_u  ½‖A W* u − y‖² + Σ_g λ_g R_g(u)
+
+is solved by forward–backward steps (one step is the operator ``φ_θ``)::
+
+    φ_θ(u) = prox_{τ λ R}( u − τ W Aᵀ(A W* u − y) ),   τ = step_scale / L,
+
+with ``L = ‖A W*‖²``.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..operators import power_iteration
+from ._base import FixedPointAlgorithm
+
+__all__ = ["ForwardBackward", "PlainIteration", "StepParameters"]
+
+
+@dataclass
+class StepParameters:
+    """What ``φ_θ`` needs besides the model: the data of a batch and θ in natural units.
+
+    ``weights`` are the positive λ_g, of shape ``(G,)`` or ``(n_samples, G)``;
+    ``network`` the regularizer's own tensors (empty for classical ones);
+    ``mask`` (0/1, shaped like ``measurements``) restricts the data term to
+    the observed entries.
+    """
+
+    measurements: torch.Tensor
+    weights: torch.Tensor
+    stepsize: torch.Tensor
+    network: dict
+    mask: Optional[torch.Tensor] = None
+
+
+class ForwardBackward:
+    """The forward–backward step of one (operator, regularizer) model.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+    regularizer : Regularizer
+    """
+
+    def __init__(self, operator, regularizer):
+        self.operator = operator
+        self.regularizer = regularizer
+
+    def initial_point(self, measurements, mask=None):
+        """Starting coefficients ``W Aᵀ y`` (the back-projection)."""
+        if mask is not None:
+            measurements = measurements * mask
+        return self.regularizer.analysis(self.operator.adjoint(measurements))
+
+    def coefficient_shape(self, signal_shape):
+        """Shape of the coefficients ``u`` of one signal."""
+        probe = torch.zeros((1, *signal_shape), dtype=torch.float64)
+        return tuple(self.regularizer.analysis(probe).shape[1:])
+
+    def lipschitz(self, signal_shape, *, device="cpu", dtype=torch.float64):
+        """``L = ‖A W*‖²``, the Lipschitz constant of the data-term gradient."""
+        def gram(u):
+            x = self.regularizer.synthesis(u)
+            return self.regularizer.analysis(self.operator.adjoint(self.operator.forward(x)))
+        return power_iteration(gram, self.coefficient_shape(signal_shape), device=device,
+                               dtype=dtype)
+
+    def step(self, u, measurements, weights, stepsize, network=None, mask=None):
+        """One step ``φ_θ(u)`` (see :class:`StepParameters` for the arguments).
+
+        As the mask is idempotent, ``(mask ⊙ A)ᵀ(mask ⊙ A x − y) = Aᵀ(mask ⊙ (A x − y))``.
+        """
+        x = self.regularizer.synthesis(u)
+        residual = self.operator.forward(x) - measurements
+        if mask is not None:
+            residual = residual * mask
+        gradient = self.regularizer.analysis(self.operator.adjoint(residual))
+        return self.regularizer.prox(u - stepsize * gradient, stepsize * weights, network or {})
+
+    def step_map(self, params):
+        """The map ``u -> φ_θ(u)`` for the :class:`StepParameters` ``params``."""
+        def phi(u):
+            return self.step(u, params.measurements, params.weights, params.stepsize,
+                             params.network, params.mask)
+        return phi
+
+    def energy(self, u, measurements, weights):
+        """Lower-level objective per sample (for monitoring and tests)."""
+        residual = self.operator.forward(self.regularizer.synthesis(u)) - measurements
+        data = 0.5 * residual.flatten(1).pow(2).sum(dim=1)
+        return data + self.regularizer.penalty(u, weights)
+
+
+class PlainIteration(FixedPointAlgorithm):
+    """``u ← φ(u)``: plain forward–backward (contractive when the data term
+    is strongly convex; linear convergence, slow on ill-conditioned problems)."""
+
+    name = "fb"
+
+    def update(self, state, phi):
+        return {"u": phi(state["u"])}

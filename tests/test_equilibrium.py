@@ -1,0 +1,241 @@
+"""Solves to a tolerance: accelerated restarts, warm starts across epochs,
+the GMRES implicit mode, diagnostics, scale invariance.
+
+Independent truths: the fixed point of a plain forward–backward iteration
+run to round-off, a dense linear solve of the adjoint system with the
+Jacobian formed by autograd, and exact rescaling laws.
+"""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from retune_sklearn import ReTuneRegularizer
+from retune_sklearn.hypergradients import SolveReport, restarted_solve
+from retune_sklearn.operators import Blur, gaussian_kernel
+from retune_sklearn.reconstruct import reconstruct
+from retune_sklearn.regularizers import TotalVariation, WaveletL1
+from retune_sklearn.solvers import (SOLVERS, FISTARestart, ForwardBackward, PlainIteration,
+                                    StepParameters, relative_residual)
+
+RNG = np.random.default_rng(0)
+
+
+def _deblur_1d(n=4, d=64, sigma=2.0):
+    """Ill-conditioned 1-D deblurring with an orthonormal wavelet basis (float64)."""
+    t = np.linspace(0, 1, d, endpoint=False)
+    y = np.stack([(t > 0.2 + 0.1 * k) * 1.0 - 0.5 * (t > 0.7) for k in range(n)])
+    operator = Blur(kernel=gaussian_kernel(sigma, 13, 1))
+    X = operator.forward(torch.as_tensor(y)).numpy() + 0.01 * RNG.standard_normal(y.shape)
+    return X, y, operator, WaveletL1("db2", levels=3)
+
+
+def _phi(X, operator, regularizer, weight=0.01, step_scale=1.0):
+    model = ForwardBackward(operator, regularizer)
+    X_t = torch.as_tensor(X)
+    names = regularizer.weight_names(X.shape[1:])
+    lipschitz = model.lipschitz(X.shape[1:])
+    params = StepParameters(X_t, torch.full((len(names),), weight, dtype=torch.float64),
+                            torch.tensor(step_scale / lipschitz, dtype=torch.float64), {})
+    return model.step_map(params), model.initial_point(X_t), model
+
+
+def test_registry_names_every_solver():
+    assert SOLVERS == {"fb": PlainIteration, "fista": FISTARestart}
+
+
+@pytest.mark.parametrize("solver", ["fb", "fista"])
+def test_tolerance_stops_the_restarted_phase_at_the_fixed_point(solver):
+    X, _, operator, regularizer = _deblur_1d()
+    phi, u0, _ = _phi(X, operator, regularizer)
+    reference = restarted_solve(phi, u0, K=1000, T=20, hypergradient="none")  # to round-off
+    assert float(relative_residual(phi, reference).max()) < 1e-12
+    report = SolveReport()
+    u = restarted_solve(phi, u0, K=10, T=1000, hypergradient="none", tol=1e-8,
+                        solver=SOLVERS[solver](), report=report)
+    assert report.n_capped == 0 and report.residuals[-1] <= 1e-8
+    assert report.iterations[-1] < 10 * 1000
+    # A residual of 1e-8 at contraction factor ρ bounds the distance by 1e-8/(1−ρ)·‖u‖.
+    distance = float((u - reference).norm() / reference.norm())
+    assert distance < 1e-5
+
+
+def test_fista_needs_fewer_iterations_than_plain_forward_backward():
+    X, _, operator, regularizer = _deblur_1d()
+    phi, u0, _ = _phi(X, operator, regularizer)
+    iterations = {}
+    for name in ("fb", "fista"):
+        report = SolveReport()
+        restarted_solve(phi, u0, K=5, T=2000, hypergradient="none", tol=1e-7,
+                        solver=SOLVERS[name](), report=report)
+        assert report.n_capped == 0
+        iterations[name] = report.iterations[-1]
+    assert iterations["fista"] * 2 < iterations["fb"], iterations
+
+
+def test_without_tolerance_every_solve_runs_exactly_T_times_K():
+    X, _, operator, regularizer = _deblur_1d()
+    phi, u0, _ = _phi(X, operator, regularizer)
+    report = SolveReport()
+    restarted_solve(phi, u0, K=3, T=7, hypergradient="none", solver=FISTARestart(),
+                    report=report)
+    assert report.iterations == [21] and report.residuals == []
+
+
+def test_a_start_at_the_equilibrium_costs_only_the_last_block():
+    X, _, operator, regularizer = _deblur_1d()
+    phi, u0, _ = _phi(X, operator, regularizer)
+    u_star = restarted_solve(phi, u0, K=1000, T=5, hypergradient="none")
+    report = SolveReport()
+    restarted_solve(phi, u_star, K=4, T=50, hypergradient="none", tol=1e-6, report=report)
+    assert report.iterations == [4]
+
+
+def test_cap_reached_above_tolerance_is_counted():
+    X, _, operator, regularizer = _deblur_1d()
+    phi, u0, _ = _phi(X, operator, regularizer)
+    report = SolveReport()
+    restarted_solve(phi, u0, K=2, T=3, hypergradient="none", tol=1e-12, report=report)
+    assert report.n_capped == 1 and report.residuals[-1] > 1e-12
+
+
+# ------------------------------------------------------------------ implicit (GMRES)
+def test_implicit_gradient_solves_the_adjoint_system_exactly():
+    """Against (I − Jᵀ)⁻¹ g with J formed densely by autograd, at an
+    ill-conditioned fixed point where the old fixed-point iteration stalled."""
+    X, y, operator, regularizer = _deblur_1d(n=1)
+    model = ForwardBackward(operator, regularizer)
+    X_t, y_t = torch.as_tensor(X), torch.as_tensor(y)
+    lipschitz = model.lipschitz(X.shape[1:])
+    log_weights = torch.full((4,), np.log(0.005), dtype=torch.float64, requires_grad=True)
+
+    def phi(u):
+        params = StepParameters(X_t, log_weights.exp(),
+                                torch.tensor(1.0 / lipschitz, dtype=torch.float64), {})
+        return model.step_map(params)(u)
+
+    u0 = model.initial_point(X_t)
+    u = restarted_solve(phi, u0, K=2000, T=3, hypergradient="implicit", implicit_tol=1e-12,
+                        implicit_max_iter=500)
+    loss = torch.mean((regularizer.synthesis(u) - y_t) ** 2)
+    grad, = torch.autograd.grad(loss, log_weights)
+
+    u_star = u.detach()
+    jacobian = torch.autograd.functional.jacobian(lambda v: phi(v.reshape(u_star.shape))
+                                                  .reshape(-1), u_star.reshape(-1))
+    g = torch.autograd.grad(torch.mean((regularizer.synthesis(u_star.requires_grad_()) - y_t)
+                                       ** 2), u_star)[0].reshape(-1)
+    w = torch.linalg.solve(torch.eye(len(g), dtype=torch.float64) - jacobian.T, g)
+    u_leaf = u_star.detach()
+    reference, = torch.autograd.grad(phi(u_leaf).reshape(-1), log_weights, w)
+    error = float((grad - reference).norm() / reference.norm())
+    assert error < 1e-8, error
+
+
+def test_implicit_fit_warns_once_when_the_adjoint_misses_its_tolerance():
+    X, y, operator, regularizer = _deblur_1d(n=8)
+    est = ReTuneRegularizer(operator, regularizer, K=5, T=20, hypergradient="implicit",
+                            implicit_max_iter=1, implicit_tol=1e-12, max_epochs=3,
+                            batch_size=2, dtype="float64", random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    adjoint = [w for w in caught if issubclass(w.category, ConvergenceWarning)
+               and "implicit backward" in str(w.message)]
+    assert len(adjoint) == 1 and "12 of 12" in str(adjoint[0].message)
+    assert adjoint[0].filename == __file__  # points at the user's fit call
+
+
+# ------------------------------------------------------------------ the estimator
+def _images(n=12, d=16, sigma=0.1):
+    yy, xx = np.mgrid[:d, :d] / d
+    y = np.stack([(np.sin(6 * xx + k) > 0) * 0.6 + 0.3 * yy for k in range(n)])
+    return y + sigma * RNG.standard_normal(y.shape), y
+
+
+def test_training_solves_start_from_the_previous_iterates():
+    X, y = _images()
+    # A small learning rate: the equilibria move little between outer steps.
+    params = dict(operator=Blur(sigma=1.0, size=5), regularizer=TotalVariation(), K=5, T=200,
+                  max_epochs=4, batch_size=4, learning_rate=0.01, random_state=0,
+                  solve_tol=1e-5)
+    reused = ReTuneRegularizer(**params).fit(X, y)
+    cold = ReTuneRegularizer(**params, reuse_iterates=False).fit(X, y)
+    assert reused.training_solve_iter_ < 0.7 * cold.training_solve_iter_, (
+        reused.training_solve_iter_, cold.training_solve_iter_)
+    # Same equilibrium model, so nearly the same learned weights and outputs.
+    np.testing.assert_allclose(reused.weights_, cold.weights_, rtol=0.05)
+    # partial_fit keeps the iterates, fit drops them, pickling leaves them out.
+    bank = reused._iterate_bank
+    reused.partial_fit(X, y)
+    assert reused._iterate_bank is bank
+    assert "_iterate_bank" not in pickle.loads(pickle.dumps(reused)).__dict__
+    reused.fit(X, y)
+    assert reused._iterate_bank is not bank
+
+
+def test_fixed_budget_ignores_the_iterates():
+    X, y = _images()
+    est = ReTuneRegularizer(K=2, T=3, solve_tol=None, max_epochs=1,
+                            regularizer=WaveletL1("haar", levels=2)).fit(X, y)
+    assert est._iterate_bank is None and est.n_solve_iter_ == 6
+
+
+def test_transform_reaches_the_training_equilibrium_and_reports_it():
+    X, y = _images()
+    est = ReTuneRegularizer(operator=Blur(sigma=1.0, size=5), regularizer=TotalVariation(),
+                            K=5, T=400, solve_tol=1e-6, max_epochs=2, batch_size=4,
+                            dtype="float64", random_state=0).fit(X, y)
+    assert est.fixed_point_residual_ <= 1e-6 and est.n_solve_iter_ < 5 * 400
+    longer = reconstruct(X, est.operator_, est.regularizer_, est.weights_, K=5, T=4000,
+                         tol=1e-10, solver="fb", dtype="float64")
+    np.testing.assert_allclose(est.transform(X), longer, atol=1e-3)
+
+
+def test_functional_reconstruct_equals_transform():
+    X, y = _images()
+    est = ReTuneRegularizer(regularizer=TotalVariation(), K=3, T=50, max_epochs=1,
+                            random_state=0).fit(X, y)
+    out = reconstruct(X, None, TotalVariation(), est.weights_, K=3, T=50, tol=est.solve_tol)
+    np.testing.assert_allclose(out, est.transform(X), rtol=1e-6, atol=1e-6)
+
+
+def test_cap_above_tolerance_warns_at_fit():
+    X, y = _images()
+    with pytest.warns(ConvergenceWarning, match="stopped at the cap of T=2"):
+        ReTuneRegularizer(operator=Blur(sigma=1.0, size=5), regularizer=TotalVariation(),
+                          K=2, T=2, max_epochs=1, solve_tol=1e-9).fit(X, y)
+
+
+def test_learning_is_invariant_to_the_scale_of_the_data():
+    """Weights scale with the data (λ is in the units of X); nothing else changes."""
+    X, y = _images()
+    params = dict(regularizer=TotalVariation(), K=3, T=30, max_epochs=3, batch_size=4,
+                  dtype="float64", random_state=0)
+    reference = ReTuneRegularizer(**params).fit(X, y)
+    small = ReTuneRegularizer(**params).fit(1e-3 * X, 1e-3 * y)
+    assert not np.allclose(reference.weights_, 0.1 * 0.1 * np.ones(1))  # it learned
+    np.testing.assert_allclose(small.weights_, 1e-3 * reference.weights_, rtol=1e-6)
+
+
+def test_huge_learning_rate_is_a_divergence_not_an_error():
+    X, y = _images()
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        est = ReTuneRegularizer(regularizer=TotalVariation(), K=2, T=3, max_epochs=2,
+                                learning_rate=1e39).fit(X, y)
+    assert not est.converged_ and np.isfinite(est.transform(X)).all()
+
+
+@pytest.mark.parametrize("step_scale", [2 - 1e-9, 1e-30])
+def test_step_scale_near_the_bounds_keeps_its_value_in_float32(step_scale):
+    X, y = _images()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the tiny step cannot converge
+        est = ReTuneRegularizer(regularizer=TotalVariation(), K=2, T=3, max_epochs=1,
+                                step_scale=step_scale).fit(X, y)
+    assert est.converged_ and 0 < est.step_scale_ < 2
+    assert est.step_scale_ == pytest.approx(step_scale, rel=1e-6)
