@@ -85,7 +85,7 @@ def part_iterations(n_samples, out):
                "| ratio | FISTA/FB CPU per iteration |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, operator, regularizer, weight in problems():
-        _, _, X, _ = make_image_problem(operator, n_train=1, n_test=n_samples,
+        _, X, _, _ = make_image_problem(operator, n_train=1, n_test=n_samples,
                                         noise_sigma=0.01, random_state=0)
         problem = build_problem(operator, regularizer, X.shape[1:], X.shape[1:], "cpu",
                                 "float32")
@@ -140,7 +140,7 @@ def part_learning(n_train, n_test, out):
                "iterations per test solve | fit CPU (s) |")
     out.append("|---|---|---:|---:|---:|---:|---:|")
     for name, operator, regularizer, params in _learning_problems():
-        X_train, y_train, X_test, y_test = make_image_problem(
+        X_train, X_test, y_train, y_test = make_image_problem(
             operator, n_train=n_train, n_test=n_test, noise_sigma=0.01, random_state=0)
         for label, extra in (("fixed budget", dict(solve_tol=None, solver="fb")),
                              ("equilibrium", dict(T=100))):
