@@ -1,0 +1,127 @@
+"""The model-building steps of :class:`~retune_sklearn.ReTuneRegularizer`.
+
+A mixin that turns the estimator's parameters into the explicit arguments
+of the layers below (problem, θ, solve options, warm-start iterates) and
+holds the overridable steps the training loop calls through closures:
+``_build_problem``, ``_solve``, ``_batch_loss``, ``_validation_score``
+(subclasses and tests replace them).
+"""
+
+import numpy as np
+import torch
+
+from ._validation import (check_continuable, check_fit_data, check_fitted_signals,
+                          check_init_weight, check_mask, check_measurements,
+                          resolve_components, resolve_signal_shape)
+from .hypergradients import SolveOptions
+from .learning.data import batch_slices, to_measurements, to_tensor
+from .learning.losses import LOSSES
+from .learning.parameters import initial_theta, noise_scale, theta_from_values
+from .learning.warm_start import IterateBank
+from .metrics import psnr_per_sample
+from .reconstruct import build_problem, solve_batch
+from .solvers import make_solver
+
+__all__ = []
+
+
+class ModelSteps:
+    """Parameters → problem, θ and solves (mixed into the estimator)."""
+
+    def _prepare_data(self, X, y, mask=None, *, fitted_layout=False):
+        """Validate the data and build the problem; return arrays, problem and tensors.
+
+        ``X`` is returned in the operator's measurement shape and ``y`` as
+        given; the tensors hold (indexed) measurements and structured
+        signals. With ``fitted_layout``, the data must have the fitted
+        layout and the fitted problem is used (``partial_fit``).
+        """
+        X, y = check_fit_data(X, y)
+        if fitted_layout:
+            X = check_measurements(X, self.measurement_shape_, self.n_features_in_)
+            check_fitted_signals(y, self._y_sample_shape)
+            problem = self._fitted_problem()
+        else:
+            problem = self._build_problem(resolve_signal_shape(self.signal_shape, y),
+                                          X.shape[1:])
+        # Flat layouts are allowed; the model works on the structured shapes.
+        X = X.reshape(len(X), *problem.measurement_shape)
+        mask = check_mask(mask, X)
+        y_signals = y.reshape(len(y), *problem.signal_shape)
+        X_t = to_measurements(X, mask, problem.device, problem.dtype, indexed=True)
+        return X, y, problem, X_t, to_tensor(y_signals, problem.device, problem.dtype)
+
+    def _fitted_problem(self):
+        """The problem of the fitted estimator, on the current ``device``."""
+        return build_problem(self.operator_, self.regularizer_, self.signal_shape_,
+                             self.measurement_shape_, self.device, self.dtype,
+                             lipschitz=self.lipschitz_)
+
+    def _fitted_theta(self, problem):
+        return theta_from_values(self.weights_, self.step_scale_, self.regularizer_params_,
+                                 device=problem.device, dtype=problem.dtype)
+
+    def _initial_theta(self, X_t, y_t, problem):
+        """θ at the start of a fit: ``init_weight`` (or "auto") and a fresh network."""
+        regularizer = problem.model.regularizer
+        names = regularizer.weight_names(problem.signal_shape)
+        if isinstance(self.init_weight, str):  # "auto"
+            init = np.full(len(names), 0.1 * noise_scale(X_t, y_t, problem.model.operator))
+        else:
+            init = check_init_weight(self.init_weight, names)
+        try:
+            return initial_theta(init, self.step_scale, regularizer, problem.signal_shape,
+                                 self.random_state, device=problem.device, dtype=problem.dtype)
+        except OverflowError:
+            raise ValueError(f"init_weight={self.init_weight!r} over- or underflows in "
+                             f"dtype={self.dtype!r}; rescale X and y or use float64.") from None
+
+    def _continued_theta(self, problem, initial):
+        """The fitted θ, checked against the ``initial`` one of ``problem``."""
+        check_continuable(self.weight_names_,
+                          {k: v.shape for k, v in self.regularizer_params_.items()},
+                          problem.model.regularizer.weight_names(problem.signal_shape),
+                          {k: tuple(v.shape) for k, v in initial.network.items()})
+        return self._fitted_theta(problem)
+
+    def _solve_options(self):
+        return SolveOptions(int(self.K), int(self.T), self.solve_tol, make_solver(self.solver),
+                            self.implicit_tol, int(self.implicit_max_iter))
+
+    def _iterate_bank_for(self, n_samples, proceed):
+        """The warm-start iterates of this fit: kept by ``partial_fit``, new for ``fit``;
+        None without ``reuse_iterates`` or ``solve_tol`` (a fixed-budget solve
+        must start from the back-projection every time)."""
+        if not self.reuse_iterates or self.solve_tol is None:
+            return None
+        bank = getattr(self, "_iterate_bank", None) if proceed else None
+        return bank if bank is not None and bank.n_samples == n_samples else IterateBank(n_samples)
+
+    # Overridable steps: subclasses (and tests) replace these methods.
+    def _build_problem(self, y_shape, X_shape):
+        """Resolve components, shapes, device and the Lipschitz constant."""
+        operator, regularizer = resolve_components(self.operator, self.regularizer)
+        return build_problem(operator, regularizer, y_shape, X_shape, self.device, self.dtype)
+
+    def _solve(self, X_b, problem, theta, hypergradient):
+        """Reconstruct a batch (see ``K``, ``T``, ``solve_tol``), then ``W* u``."""
+        session = getattr(self, "_session", None)
+        u = solve_batch(X_b, problem, theta, self._solve_options(), hypergradient,
+                        report=None if session is None else session.report,
+                        bank=None if session is None or hypergradient == "none"
+                        else session.bank)
+        return problem.model.regularizer.synthesis(u)
+
+    def _batch_loss(self, X_b, y_b, problem, theta, hypergradient):
+        """Training loss of a batch (see ``loss``), divided by the loss scale of the fit."""
+        session = getattr(self, "_session", None)
+        scale = 1.0 if session is None else session.loss_scale
+        return LOSSES[self.loss](self._solve(X_b, problem, theta, hypergradient), y_b) / scale
+
+    def _validation_score(self, X_val, y_val, problem, theta):
+        """Mean PSNR (dB) of the reconstructions of the held-out samples."""
+        with torch.no_grad():
+            reconstructions = torch.cat([self._solve(X_val[chunk], problem, theta, "none")
+                                         for chunk in batch_slices(len(X_val), self.batch_size)])
+        return float(np.mean(psnr_per_sample(y_val.cpu().numpy(), reconstructions.cpu().numpy(),
+                                             data_range=self.data_range)))
