@@ -7,6 +7,8 @@ holds the overridable steps the training loop calls through closures:
 (subclasses and tests replace them).
 """
 
+import math
+
 import numpy as np
 import torch
 
@@ -16,7 +18,8 @@ from ._validation import (check_continuable, check_fit_data, check_fitted_signal
 from .hypergradients import SolveOptions
 from .learning.data import batch_slices, to_measurements, to_tensor
 from .learning.losses import LOSSES
-from .learning.parameters import initial_theta, noise_scale, theta_from_values
+from .learning.initialization import search_common_scale
+from .learning.parameters import Theta, initial_theta, noise_scale, theta_from_values
 from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
 from .reconstruct import build_problem, solve_batch
@@ -75,6 +78,21 @@ class ModelSteps:
         except OverflowError:
             raise ValueError(f"init_weight={self.init_weight!r} over- or underflows in "
                              f"dtype={self.dtype!r}; rescale X and y or use float64.") from None
+
+    def _search_initial_scale(self, theta, X_t, y_t, problem):
+        """Multiply θ's weights, in place, by the common factor with the lowest
+        training loss on one batch (evenly spaced samples); return the factor."""
+        batch = torch.as_tensor(np.unique(np.linspace(0, len(X_t) - 1, self.batch_size)
+                                          .astype(int)), device=X_t.device)
+        X_b, y_b = X_t[batch], y_t[batch]
+
+        def loss_at(log_weights):
+            trial = Theta(log_weights, theta.step_logit, theta.network)
+            return self._batch_loss(X_b, y_b, problem, trial, "none")
+        factor, _ = search_common_scale(loss_at, theta.log_weights.detach())
+        with torch.no_grad():
+            theta.log_weights.add_(math.log(factor))
+        return factor
 
     def _continued_theta(self, problem, initial):
         """The fitted θ, checked against the ``initial`` one of ``problem``."""

@@ -108,6 +108,12 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         Initial weights. "auto" uses ``0.1 * σ̂`` for every weight, with
         ``σ̂`` the standard deviation of ``X − A y`` on the training data (a
         small start keeps every subband's hypergradient non-zero).
+    scale_search : bool, default=True
+        With ``init_weight="auto"`` and ``learn_weights``, multiply the
+        initial weights by the common factor (1/16 … 64, half-octave
+        resolution) with the lowest training loss on one batch, before the
+        first Adam step: short fits then start at the right order of
+        magnitude (``init_scale_``).
     learn_weights : bool, default=True
         If False, the weights stay at ``init_weight`` (a classical model with
         hand-set weights, e.g. for grid search over ``init_weight``).
@@ -210,6 +216,9 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         ``batch_size``) training samples with the learned weights: how far
         the solves stop from the equilibrium. A ``ConvergenceWarning`` says
         when that solve stopped at the cap ``T`` above ``solve_tol``.
+    init_scale_ : float
+        The factor ``scale_search`` applied to the initial weights (1.0
+        without the search).
     n_solve_iter_ : int
         Forward–backward iterations of that solve.
     training_solve_iter_ : float or None
@@ -310,6 +319,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         "implicit_max_iter": [Interval(Integral, 1, None, closed="left")],
         "init_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"),
                         "array-like"],
+        "scale_search": ["boolean"],
         "learn_weights": ["boolean"],
         "learn_step_size": ["boolean"],
         "step_scale": [Interval(Real, 0, 2, closed="neither")],
@@ -334,7 +344,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
 
     def __init__(self, operator=None, regularizer=None, *, K=10, T=100, solve_tol=1e-4,
                  solver="fista", reuse_iterates=True, hypergradient="jfb", implicit_tol=1e-6,
-                 implicit_max_iter=200, init_weight="auto", learn_weights=True,
+                 implicit_max_iter=200, init_weight="auto", scale_search=True,
+                 learn_weights=True,
                  learn_step_size=False, step_scale=1.0, loss="mse", learning_rate=0.05,
                  max_epochs=30, batch_size=32, shuffle=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, warm_start=False,
@@ -351,6 +362,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         self.implicit_tol = implicit_tol
         self.implicit_max_iter = implicit_max_iter
         self.init_weight = init_weight
+        self.scale_search = scale_search
         self.learn_weights = learn_weights
         self.learn_step_size = learn_step_size
         self.step_scale = step_scale
@@ -456,8 +468,11 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         proceed = incremental and hasattr(self, "weights_")
         X, y, problem, X_t, y_t = self._prepare_data(X, y, mask, fitted_layout=proceed)
         theta = self._initial_theta(X_t, y_t, problem)
+        init_scale = 1.0
         if proceed or (self.warm_start and hasattr(self, "weights_")):
             theta = self._continued_theta(problem, theta)
+        elif self.scale_search and self.learn_weights and isinstance(self.init_weight, str):
+            init_scale = self._search_initial_scale(theta, X_t, y_t, problem)
         X_train, y_train, X_val, y_val = X_t, y_t, None, None
         if self.early_stopping and not incremental:
             train, held_out = (torch.as_tensor(i, device=X_t.device) for i in
@@ -486,7 +501,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             loss_curve=self.loss_curve_ + loss_curve if proceed else loss_curve,
             validation_scores=scores if X_val is not None else None,
             converged=converged, residual=residual, check=check, session=session,
-            optimizer_state=optimizer_state(optimizer, key))
+            optimizer_state=optimizer_state(optimizer, key),
+            init_scale=init_scale if not proceed else self.init_scale_)
         check.warn_if_needed(self._solve_options(), stacklevel=3)
         session.report.n_capped = 0  # capped training solves: only the final solve counts
         session.report.warn_if_needed(self._solve_options(), stacklevel=3)
@@ -519,7 +535,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
 
     def _set_fitted(self, problem, theta, measurement_sample_shape, y_sample_shape, *,
                     loss_curve, validation_scores, converged, residual, check, session,
-                    optimizer_state):
+                    optimizer_state, init_scale):
         """Assign all fitted attributes at once (``theta`` detached)."""
         step_scale = float(theta.step_scale)
         training_iterations = session.report.iterations
@@ -547,6 +563,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             n_solve_iter_=int(check.iterations[-1]),
             training_solve_iter_=(float(np.mean(training_iterations)) if training_iterations
                                   else None),
+            init_scale_=init_scale,
             _optimizer_state=optimizer_state,
             _iterate_bank=session.bank,
         )

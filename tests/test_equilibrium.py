@@ -239,3 +239,34 @@ def test_step_scale_near_the_bounds_keeps_its_value_in_float32(step_scale):
                                 step_scale=step_scale).fit(X, y)
     assert est.converged_ and 0 < est.step_scale_ < 2
     assert est.step_scale_ == pytest.approx(step_scale, rel=1e-6)
+
+
+# ------------------------------------------------------------------ scale search
+def test_scale_search_starts_at_the_best_common_scale():
+    """The searched start beats its half-octave neighbours on the training loss,
+    each loss computed independently with the functional ``reconstruct``."""
+    X, y = _images(n=6)
+    est = ReTuneRegularizer(regularizer=TotalVariation(), K=3, T=50, max_epochs=1,
+                            learning_rate=1e-12, batch_size=len(X), dtype="float64",
+                            random_state=0).fit(X, y)
+    plain = ReTuneRegularizer(regularizer=TotalVariation(), K=3, T=50, max_epochs=1,
+                              learning_rate=1e-12, batch_size=len(X), dtype="float64",
+                              scale_search=False).fit(X, y)
+    assert est.init_scale_ != 1.0 and plain.init_scale_ == 1.0
+    np.testing.assert_allclose(est.weights_, plain.weights_ * est.init_scale_, rtol=1e-9)
+
+    def loss(weights):
+        out = reconstruct(X, None, TotalVariation(), weights, K=3, T=50, tol=est.solve_tol,
+                          dtype="float64")
+        return np.mean((out - y) ** 2)
+    best = loss(est.weights_)
+    assert best <= loss(est.weights_ * 2 ** 0.5) and best <= loss(est.weights_ / 2 ** 0.5)
+    assert best < loss(plain.weights_)
+
+
+def test_two_epochs_learn_far_above_the_noisy_input():
+    X, y = _images(n=16, d=32)
+    est = ReTuneRegularizer(regularizer=TotalVariation(), max_epochs=2, batch_size=8,
+                            random_state=0).fit(X, y)
+    noisy = 10 * np.log10(1 / np.mean((X - y) ** 2))
+    assert est.score(X, y) > noisy + 5
