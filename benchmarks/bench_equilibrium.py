@@ -177,7 +177,8 @@ def main():
     text = "\n".join(out)
     print(text)
     if not args.quick:
-        (HERE / f"equilibrium_{args.part}.md").write_text(text + "\n")
+        name = "equilibrium.md" if args.part == "all" else f"equilibrium_{args.part}.md"
+        (HERE / name).write_text(text + "\n")
 
 
 if __name__ == "__main__":
