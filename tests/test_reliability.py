@@ -187,3 +187,46 @@ def test_seed_sets_the_batch_order(monkeypatch):
     unshuffled = batch_orders(monkeypatch, shuffle=False, random_state=1)
     first_pixels = Y[:, 0, 0].astype(np.float32).tolist()  # the model computes in float32
     assert unshuffled == [tuple(first_pixels[i:i + 4]) for i in (0, 4)] * PARAMS["max_epochs"]
+
+
+# --- the PSNR of score works in bounded memory ----------------------------------------------
+def reference_psnr(y_true, y_pred, data_range=1.0):
+    """The straightforward formula: full-size float64 copies."""
+    y_true, y_pred = (np.asarray(a, dtype=np.float64) for a in (y_true, y_pred))
+    mse = np.mean((y_true - y_pred).reshape(len(y_true), -1) ** 2, axis=1)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(data_range ** 2 / mse)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_psnr_memory_is_bounded_and_values_are_the_plain_formula(dtype):
+    from retune_sklearn.metrics import psnr_per_sample
+    rng = np.random.default_rng(1)
+    y_true = rng.random((2048, 32, 32)).astype(dtype)  # 4 or 8 MiB
+    y_pred = (y_true + 0.1 * rng.standard_normal(y_true.shape)).astype(dtype)
+    y_pred[5] = y_true[5]  # a perfect sample: inf dB
+    expected = reference_psnr(y_true, y_pred, 2.0)
+    tracemalloc.start()
+    try:
+        values = psnr_per_sample(y_true, y_pred, data_range=2.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(values, expected)
+    # The plain formula peaks at 4 float64 copies (8 to 16 times the input).
+    assert peak < y_true.nbytes / 8
+
+
+def test_psnr_of_samples_larger_than_a_chunk():
+    from retune_sklearn.metrics import psnr_per_sample
+    rng = np.random.default_rng(2)
+    y_true = rng.random((2, 500, 501))  # 2 MB a sample
+    y_pred = y_true + 0.01 * rng.standard_normal(y_true.shape)
+    tracemalloc.start()
+    try:
+        values = psnr_per_sample(y_true[:, ::-1], y_pred[:, ::-1])  # non-contiguous too
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(values, reference_psnr(y_true, y_pred), rtol=1e-12)
+    assert peak < y_true[0].nbytes / 2
