@@ -4,12 +4,14 @@ Plain functions that take what they check and raise ``ValueError`` or
 ``TypeError`` with messages that name the argument and what was expected.
 """
 
+from contextlib import contextmanager
 from numbers import Integral
 
 import numpy as np
 import scipy.sparse
 import torch
 from sklearn.base import clone
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array
 
 from .operators import Identity
@@ -90,11 +92,42 @@ def check_mask(mask, X):
 
 
 def check_iterations(K, T):
-    """Refuse ``K * T`` above :data:`MAX_ITERATIONS`."""
+    """Refuse ``K * T`` above :data:`MAX_ITERATIONS`.
+
+    The product is taken in Python integers: numpy integers (``np.int64(2**32)``,
+    ``np.uint8(200)``) would overflow and slip under the cap.
+    """
+    K, T = int(K), int(T)
     if K * T > MAX_ITERATIONS:
         raise ValueError(f"K={K} and T={T} ask for K * T = {K * T} "
                          f"iterations per solve; at most {MAX_ITERATIONS:.0e} are allowed "
                          "(such a solve would take hours). Lower K or T.")
+
+
+def integer_parameters(estimator):
+    """Names of the parameters of ``estimator`` that its ``_parameter_constraints``
+    declare integers (an ``Interval`` of ``Integral``)."""
+    return [name for name, constraints in estimator._parameter_constraints.items()
+            if any(isinstance(c, Interval) and c.type is Integral for c in constraints)]
+
+
+@contextmanager
+def python_integers(estimator):
+    """Run a block with the numpy-integer parameters of ``estimator`` as Python ints.
+
+    Everything that computes with them (``T * K`` in the solves,
+    ``range(max_epochs)``, chunk sizes) then works in Python integers, which
+    do not overflow (``np.uint8(16) * np.uint8(16)`` is 0). The values given
+    are restored afterwards, so that ``get_params`` is not changed by a call.
+    """
+    given = {name: getattr(estimator, name) for name in integer_parameters(estimator)}
+    converted = {name: int(value) for name, value in given.items()
+                 if isinstance(value, np.integer)}
+    vars(estimator).update(converted)
+    try:
+        yield
+    finally:
+        vars(estimator).update({name: given[name] for name in converted})
 
 
 def check_fit_data(X, y):

@@ -377,10 +377,17 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
             return self._fit(X, y, mask, incremental=True)
 
     def _compute_context(self):
-        """Validate the parameters, then run torch with ``n_threads`` threads."""
+        """Validate the parameters, then run torch with ``n_threads`` threads and the
+        numpy-integer parameters as Python ints (restored afterwards)."""
+        from contextlib import ExitStack
+
+        from ._validation import python_integers
         self._validate_params()
         check_iterations(self.K, self.T)
-        return torch_threads(self.n_threads)
+        context = ExitStack()
+        context.enter_context(python_integers(self))
+        context.enter_context(torch_threads(self.n_threads))
+        return context
 
     def _fit(self, X, y, mask, *, incremental):
         """``fit`` (``incremental=False``) and ``partial_fit``."""

@@ -230,3 +230,18 @@ def test_psnr_of_samples_larger_than_a_chunk():
         tracemalloc.stop()
     np.testing.assert_allclose(values, reference_psnr(y_true, y_pred), rtol=1e-12)
     assert peak < y_true[0].nbytes / 2
+
+
+# --- numpy integers as parameters -----------------------------------------------------------
+@pytest.mark.parametrize("hypergradient", ["jfb", "unrolled"])
+def test_numpy_integer_K_and_T_are_the_python_integers(hypergradient):
+    # np.uint8(16) * np.uint8(16) overflows to 0: the solves must run 256 steps anyway.
+    params = dict(hypergradient=hypergradient, max_epochs=1)
+    reference = make(K=16, T=16, **params).fit(X, Y)
+    est = make(K=np.uint8(16), T=np.uint8(16), **params).fit(X, Y)
+    np.testing.assert_array_equal(est.weights_, reference.weights_)
+    assert est.fixed_point_residual_ == reference.fixed_point_residual_
+    np.testing.assert_array_equal(est.transform(X), reference.transform(X))
+    assert type(est.K) is np.uint8 and type(est.T) is np.uint8  # parameters left as given
+    est.set_params(K=np.int16(16), T=np.int8(16))  # int8: 16 * 16 overflows too
+    np.testing.assert_array_equal(est.transform(X), reference.transform(X))
