@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse
 import torch
 from sklearn.base import clone
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, InvalidParameterError, make_constraint
 from sklearn.utils.validation import check_array
 
 from .operators import Identity
@@ -106,9 +106,29 @@ def check_iterations(K, T):
 
 def integer_parameters(estimator):
     """Names of the parameters of ``estimator`` that its ``_parameter_constraints``
-    declare integers (an ``Interval`` of ``Integral``)."""
+    declare integers (an ``Interval`` of ``Integral``), and not also booleans."""
     return [name for name, constraints in estimator._parameter_constraints.items()
-            if any(isinstance(c, Interval) and c.type is Integral for c in constraints)]
+            if any(isinstance(c, Interval) and c.type is Integral for c in constraints)
+            and not {"boolean", "verbose"} & {c for c in constraints if isinstance(c, str)}]
+
+
+def check_integer_parameters(estimator):
+    """Refuse booleans for the integer parameters of ``estimator``, all at once.
+
+    ``bool`` is an ``Integral`` and scikit-learn's ``Interval(Integral, ...)``
+    takes ``True`` for 1 (``K=True`` would run one iteration), or refuses
+    ``np.True_`` with a message that does not say why.
+    """
+    for name in integer_parameters(estimator):
+        value = getattr(estimator, name)
+        if isinstance(value, (bool, np.bool_)):
+            constraints = [str(make_constraint(c))
+                           for c in estimator._parameter_constraints[name]]
+            expected = (f"{', '.join(constraints[:-1])} or {constraints[-1]}"
+                        if len(constraints) > 1 else constraints[0])
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be {expected}, "
+                f"not a bool. Got {value!r} instead.")
 
 
 @contextmanager
@@ -170,7 +190,8 @@ def resolve_signal_shape(signal_shape, y):
     if signal_shape is None:
         return y.shape[1:]
     shape = tuple(signal_shape)
-    if not all(isinstance(s, Integral) and s > 0 for s in shape) or not 1 <= len(shape) <= 3:
+    if (not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape)
+            or not 1 <= len(shape) <= 3):
         raise ValueError("signal_shape must be a tuple of 1 to 3 positive integers; "
                          f"got {signal_shape!r}.")
     if int(np.prod(shape)) != int(np.prod(y.shape[1:])):

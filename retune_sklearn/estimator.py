@@ -381,7 +381,8 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         numpy-integer parameters as Python ints (restored afterwards)."""
         from contextlib import ExitStack
 
-        from ._validation import python_integers
+        from ._validation import check_integer_parameters, python_integers
+        check_integer_parameters(self)  # first: scikit-learn takes True for 1
         self._validate_params()
         check_iterations(self.K, self.T)
         context = ExitStack()

@@ -8,6 +8,7 @@ same fitted attributes and still transform as before. The same table is in
 import copy
 import pickle
 import warnings
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.metrics import psnr
@@ -91,6 +92,13 @@ CASES = [
     ("K-negative", fit_with(K=-1), InvalidParameterError, "'K' parameter"),
     ("K-float", fit_with(K=2.5), InvalidParameterError, "'K' parameter"),
     ("T-zero", fit_with(T=0), InvalidParameterError, "'T' parameter"),
+    ("K-bool", fit_with(K=True), InvalidParameterError,
+     "'K' parameter of ReTuneRegularizer must be an int in the range [1, inf), not a bool"),
+    ("batch_size-bool", fit_with(batch_size=True), InvalidParameterError,
+     "'batch_size' parameter of ReTuneRegularizer must be an int in the range [1, inf), not a bool"),
+    ("n_threads-bool", fit_with(n_threads=True), InvalidParameterError,
+     "'n_threads' parameter of ReTuneRegularizer must be None or an int in the range [1, inf), "
+     "not a bool"),
     ("K-times-T-huge", fit_with(K=HUGE, T=2), ValueError, f"K={HUGE} and T=2 ask for"),
     ("K-times-T-numpy-overflow", fit_with(K=np.int64(2**32), T=np.int64(2**32)), ValueError,
      "K=4294967296 and T=4294967296 ask for K * T = 18446744073709551616"),
@@ -123,6 +131,8 @@ CASES = [
      "init_weight=1e-60 over- or underflows in dtype='float32'"),
     ("signal_shape-size", fit_with(signal_shape=(5, 5)), ValueError,
      "signal_shape=(5, 5) holds 25 entries"),
+    ("signal_shape-bool", fit_with(X_=X[:, :1, :1], Y_=Y[:, :1, :1], signal_shape=(True, True)),
+     ValueError, "signal_shape must be a tuple of 1 to 3 positive integers; got (True, True)"),
     ("loss-unknown", fit_with(loss="l1"), InvalidParameterError, "'loss' parameter"),
     ("validation_fraction-one", fit_with(validation_fraction=1.0), InvalidParameterError,
      "'validation_fraction' parameter"),
@@ -188,6 +198,24 @@ CASES = [
     ("psnr-data_range-zero", lambda est: psnr(Y, Y, data_range=0), ValueError,
      "data_range must be a positive finite number"),
 ]
+
+
+def _integer_parameters():
+    """The parameters whose constraints declare integers."""
+    return [name for name, constraints in ReTuneRegularizer._parameter_constraints.items()
+            if any(isinstance(c, Interval) and c.type is Integral for c in constraints)]
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_])
+def test_booleans_are_refused_for_every_integer_parameter(fitted, value):
+    names = _integer_parameters()
+    assert {"K", "T", "batch_size", "max_epochs", "n_threads", "implicit_max_iter"} <= set(names)
+    for name in names:
+        est = clone(fitted[0]).set_params(**{name: value})
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter .* not a bool"):
+            est.fit(X, Y)
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+            copy.deepcopy(fitted[0]).set_params(**{name: value}).transform(X)
 
 
 def _case_id(case):
