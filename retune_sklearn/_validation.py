@@ -232,15 +232,28 @@ def resolve_components(operator, regularizer):
     return operator, regularizer
 
 
+#: The torch device types the computations run on (and are tested on).
+DEVICE_TYPES = ("cpu", "cuda")
+
+
 def resolve_device(device):
-    """The torch device of the ``device`` parameter; "auto" prefers CUDA."""
+    """The torch device of the ``device`` parameter; "auto" prefers CUDA.
+
+    Only CPU and CUDA devices are accepted: on others (``"mps"``, ``"xpu"``,
+    ``"meta"``, ...) the solves fail deep inside torch, if torch was built
+    with them at all.
+    """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
-    except RuntimeError as error:
+    except (RuntimeError, TypeError) as error:
         raise ValueError(f"device={device!r} is not a valid torch device "
                          "('auto', 'cpu', 'cuda', 'cuda:1', ...).") from error
+    if resolved.type not in DEVICE_TYPES:
+        raise ValueError(f"device={device!r} is a torch device of type {resolved.type!r}, "
+                         "which ReTuneRegularizer does not support: use 'auto', 'cpu' or "
+                         "'cuda' ('cuda:1', ...).")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} asks for CUDA, but torch sees no CUDA "
                          "device here; use device='auto' or 'cpu'. A model fitted on a "
