@@ -33,13 +33,14 @@ def check_data(data, name, *, ensure_2d=True):
 
     Real numbers (float, integer, boolean, object arrays of numbers) are
     accepted; integers and booleans become float64. Torch tensors on any
-    device are converted with ``.detach().cpu().numpy()``.
+    device are converted with ``.detach().cpu().numpy()``, those of a dtype
+    NumPy lacks (bfloat16, float8) to float32 first.
     """
     if scipy.sparse.issparse(data):
         raise TypeError(f"{name} is a sparse matrix; sparse input is not supported (signals "
                         f"and measurements are dense arrays). Convert it with {name}.toarray().")
     if torch.is_tensor(data):
-        data = data.detach().cpu().numpy()
+        data = _tensor_to_numpy(data, name)
     array = _real_array(np.asarray(data), name)
     if array.ndim < 1 + ensure_2d:
         raise ValueError(f"{name} must have shape (n_samples, n_features) or (n_samples, "
@@ -55,6 +56,40 @@ def check_data(data, name, *, ensure_2d=True):
                        dtype=[np.float64, np.float32], input_name=name)
 
 
+def _tensor_to_numpy(tensor, name):
+    """A torch tensor of any device and real dtype as a NumPy array on the CPU.
+
+    The dtypes NumPy lacks become float32, which holds them exactly
+    (bfloat16, float8) or the dequantized values (quantized tensors).
+    """
+    if tensor.layout != torch.strided:
+        raise TypeError(f"{name} is a sparse torch tensor; sparse input is not supported "
+                        f"(signals and measurements are dense arrays). Convert it with "
+                        f"{name}.to_dense().")
+    if tensor.device.type == "meta":
+        raise TypeError(f"{name} is a torch tensor on the 'meta' device, which holds no "
+                        "values.")
+    if tensor.is_complex():
+        raise NotRealError(_not_real_message(name, tensor.dtype, complex_=True))
+    tensor = tensor.detach().cpu().resolve_neg()
+    if tensor.is_quantized:
+        tensor = tensor.dequantize()
+    try:
+        return tensor.numpy()
+    except TypeError:  # a dtype NumPy lacks: bfloat16, float8
+        if not tensor.is_floating_point():
+            raise TypeError(f"{name} is a torch tensor of dtype {tensor.dtype}, which has "
+                            "no NumPy equivalent; convert it to a float tensor.") from None
+        return tensor.float().numpy()
+
+
+def _not_real_message(name, dtype, *, complex_):
+    complex_note = " Complex data not supported." if complex_ else ""
+    return (f"{name} must hold real numbers (float, integer or boolean); got dtype "
+            f"{dtype}.{complex_note} Pass the real part, magnitude or decoded values "
+            "explicitly.")
+
+
 def _real_array(array, name):
     """``array`` if it holds real numbers, object arrays of numbers as float64."""
     if array.dtype.kind == "O":
@@ -64,10 +99,8 @@ def _real_array(array, name):
             raise TypeError(f"{name} must hold real numbers; got an object array with "
                             f"non-numeric entries ({error}).") from None
     if array.dtype.kind not in "biuf":
-        complex_note = " Complex data not supported." if array.dtype.kind == "c" else ""
-        raise NotRealError(f"{name} must hold real numbers (float, integer or boolean); got "
-                           f"dtype {array.dtype}.{complex_note} Pass the real part, magnitude "
-                           "or decoded values explicitly.")
+        raise NotRealError(_not_real_message(name, array.dtype,
+                                             complex_=array.dtype.kind == "c"))
     return array
 
 

@@ -87,6 +87,12 @@ CASES = [
     ("fit-string-y", fit_with(Y_=Y.astype(str)), TypeError, "y must hold real numbers"),
     ("fit-object-X", fit_with(X_=np.full(X.shape, "a", dtype=object)), TypeError,
      "X must hold real numbers; got an object array"),
+    ("fit-torch-complex-X", fit_with(X_=torch.from_numpy(X + 1j)), TypeError,
+     "X must hold real numbers (float, integer or boolean); got dtype torch.complex128"),
+    ("fit-torch-sparse-y", fit_with(Y_=torch.from_numpy(Y).to_sparse()), TypeError,
+     "y is a sparse torch tensor; sparse input is not supported"),
+    ("fit-torch-meta-X", fit_with(X_=torch.empty(X.shape, device="meta")), TypeError,
+     "X is a torch tensor on the 'meta' device, which holds no values"),
     # --- parameters (checked at fit, as scikit-learn does)
     ("K-zero", fit_with(K=0), InvalidParameterError, "'K' parameter"),
     ("K-negative", fit_with(K=-1), InvalidParameterError, "'K' parameter"),
@@ -277,6 +283,22 @@ def test_equivalent_inputs_give_identical_results(fitted, convert):
         np.testing.assert_array_equal(est.weights_, reference_est.weights_)
         np.testing.assert_array_equal(reference_est.transform(convert(X)), reference)
         assert reference_est.score(convert(X), convert(Y)) == reference_est.score(X, Y)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float8_e4m3fn,
+                                   torch.int16, torch.uint16, torch.bool])
+def test_torch_tensors_of_any_real_dtype_are_accepted(fitted, dtype):
+    # NumPy has no bfloat16 or float8: those become float32 (exact), as float32 X.
+    X_t, Y_t = (torch.from_numpy(a * 3).to(dtype) for a in (X, Y))
+    X_64, Y_64 = X_t.double().numpy(), Y_t.double().numpy()
+    reference_est = ReTuneRegularizer(**PARAMS).fit(X_64, Y_64)
+    est = ReTuneRegularizer(**PARAMS).fit(X_t, Y_t)
+    np.testing.assert_array_equal(est.weights_, reference_est.weights_)
+    out = est.transform(X_t)
+    assert out.dtype == (np.float32 if dtype in (torch.bfloat16, torch.float8_e4m3fn)
+                         else np.float64)
+    np.testing.assert_array_equal(out, est.transform(X_64).astype(out.dtype))
+    assert est.score(X_t, Y_t) == est.score(X_64, Y_64)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.uint8, bool])
