@@ -4,8 +4,9 @@ Plain functions that take what they check and raise ``ValueError`` or
 ``TypeError`` with messages that name the argument and what was expected.
 """
 
+import warnings
 from contextlib import contextmanager
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse
@@ -209,13 +210,39 @@ def check_fitted_signals(y, y_sample_shape):
                          f"{y_sample_shape}.")
 
 
-def check_score_signals(y, expected):
-    """Check the signals ``y`` passed to ``score``: shape ``expected``."""
+def check_score_signals(y, expected, data_range=None):
+    """Check the signals ``y`` passed to ``score``: shape ``expected``; warn (see
+    :func:`check_data_range`) if they span far more than ``data_range``."""
     y = check_data(y, "y", ensure_2d=False)
     if y.shape != expected:
         raise ValueError(f"y has shape {y.shape}; expected {expected} (one signal per "
                          "sample of X, in the layout of y in fit).")
+    if data_range is not None:
+        check_data_range(y, data_range)
     return y
+
+
+def check_data_range(y, data_range):
+    """Warn (once per call) when the signals ``y`` span more than twice ``data_range``.
+
+    ``data_range`` is the peak-to-peak range the PSNR assumes; 8-bit images
+    (0 to 255) with the default ``data_range=1`` score about 48 dB too low,
+    around -28 dB, which looks like a broken model rather than a unit
+    mismatch. A ``data_range`` that is not a positive number is left to the
+    parameter validation.
+    """
+    if not (isinstance(data_range, Real) and not isinstance(data_range, bool)
+            and 0 < data_range < np.inf):
+        return
+    low, high = float(np.min(y)), float(np.max(y))
+    spread = high - low
+    if spread > 2 * data_range:
+        warnings.warn(f"y spans [{low:.4g}, {high:.4g}] (peak-to-peak {spread:.4g}), far more "
+                      f"than data_range={float(data_range)!r}, the peak-to-peak range the "
+                      f"PSNR assumes: scores are {20 * np.log10(spread / data_range):.1f} dB "
+                      f"lower than with data_range={spread:.4g}. Set data_range to the range "
+                      "of the signals (e.g. data_range=255 for 8-bit images) or rescale y.",
+                      UserWarning, stacklevel=4)
 
 
 def resolve_signal_shape(signal_shape, y):

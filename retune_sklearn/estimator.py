@@ -579,7 +579,7 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         check_is_fitted(self)
         # Cheap checks of y first, so that a wrong y fails before the solves.
         n_samples = len(check_measurements(X, self.measurement_shape_, self.n_features_in_))
-        y = check_score_signals(y, (n_samples, *self._y_sample_shape))
+        y = check_score_signals(y, (n_samples, *self._y_sample_shape), self.data_range)
         sample_weight = _check_sample_weight(sample_weight, y, ensure_non_negative=True)
         reconstruction = self.transform(X, mask=mask)
         return float(np.average(psnr_per_sample(y, reconstruction, data_range=self.data_range),

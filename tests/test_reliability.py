@@ -1,6 +1,8 @@
 """Faults during fit, memory of transform, inputs left alone, reproducibility."""
 
+import copy
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -245,3 +247,19 @@ def test_numpy_integer_K_and_T_are_the_python_integers(hypergradient):
     assert type(est.K) is np.uint8 and type(est.T) is np.uint8  # parameters left as given
     est.set_params(K=np.int16(16), T=np.int8(16))  # int8: 16 * 16 overflows too
     np.testing.assert_array_equal(est.transform(X), reference.transform(X))
+
+
+# --- hints ----------------------------------------------------------------------------------
+def test_score_warns_once_when_y_is_far_outside_data_range(fitted):
+    # 8-bit images with the default data_range=1 score about -28 dB: say why.
+    X_8bit, Y_8bit = np.round(X * 255), np.round(Y * 255)
+    with pytest.warns(UserWarning, match=r"y spans \[0, 255\] \(peak-to-peak 255\), far more "
+                      r"than data_range=1\.0.*data_range=255") as record:
+        fitted.score(X_8bit, Y_8bit)
+    assert sum("data_range" in str(w.message) for w in record) == 1
+    est = copy.deepcopy(fitted).set_params(data_range=255.0, batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.score(X, Y)
+        fitted.score(X, 2 * Y - 1)  # [-1, 1] with data_range=1: within twice the range
+        est.score(X_8bit, Y_8bit)
