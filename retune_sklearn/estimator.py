@@ -381,10 +381,12 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         numpy-integer parameters as Python ints (restored afterwards)."""
         from contextlib import ExitStack
 
+        from ._lazy_imports import import_lazy_modules
         from ._validation import check_integer_parameters, python_integers
         check_integer_parameters(self)  # first: scikit-learn takes True for 1
         self._validate_params()
         check_iterations(self.K, self.T)
+        import_lazy_modules()  # before training, where Ctrl-C cannot cut it in half
         context = ExitStack()
         context.enter_context(python_integers(self))
         context.enter_context(torch_threads(self.n_threads))

@@ -1,8 +1,12 @@
 """Faults during fit, memory of transform, inputs left alone, reproducibility."""
 
 import copy
+import os
+import subprocess
+import sys
 import tracemalloc
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +107,58 @@ def test_keyboard_interrupt_keeps_best_weights_and_returns(monkeypatch, after_on
     assert not est.converged_ and est.n_iter_ == 1
     np.testing.assert_array_equal(est.weights_, after_one_epoch.weights_)
     np.testing.assert_array_equal(est.transform(X), after_one_epoch.transform(X))
+
+
+CTRL_C_DURING_FIRST_IMPORT = """
+import importlib.abc, signal, sys
+import numpy as np
+
+class CtrlCDuringSympy(importlib.abc.MetaPathFinder):
+    # Press Ctrl-C (a real SIGINT) while torch imports sympy, half-way through.
+    armed, seen, fired = False, 0, None
+
+    def find_spec(self, name, path, target=None):
+        if self.armed and name.startswith("sympy.") and CtrlCDuringSympy.fired is None:
+            CtrlCDuringSympy.seen += 1
+            if CtrlCDuringSympy.seen == 100:
+                CtrlCDuringSympy.fired = name
+                signal.raise_signal(signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlCDuringSympy())
+from retune_sklearn import ReTuneRegularizer
+from retune_sklearn.regularizers import WaveletL1
+assert "sympy" not in sys.modules, "sympy is imported with the package: nothing to test"
+rng = np.random.default_rng(0)
+y = rng.random((4, 8, 8))
+X = y + 0.1 * rng.standard_normal(y.shape)
+params = dict(regularizer=WaveletL1("haar", levels=1), K=1, T=1, max_epochs=1, random_state=0)
+CtrlCDuringSympy.armed = True
+try:
+    ReTuneRegularizer(**params).fit(X, y)
+    print("first fit returned")
+except KeyboardInterrupt:
+    print("first fit interrupted")
+CtrlCDuringSympy.armed = False
+assert CtrlCDuringSympy.fired, "the interrupt never fired"
+est = ReTuneRegularizer(**params).fit(X, y)
+assert est.converged_ and np.isfinite(est.transform(X)).all()
+print("second fit ok")
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_first_lazy_import_leaves_later_fits_working():
+    # torch imports torch._dynamo (and sympy) on the first optimizer it builds; Ctrl-C
+    # in the middle left a half-imported sympy, and every later fit failed with
+    # "AttributeError: module 'sympy' has no attribute 'core'".
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    result = subprocess.run([sys.executable, "-c", CTRL_C_DURING_FIRST_IMPORT], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "second fit ok" in result.stdout
 
 
 # --- transform never returns garbage, and works in bounded memory ---------------------------
