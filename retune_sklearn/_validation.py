@@ -296,15 +296,9 @@ def resolve_components(operator, regularizer):
 DEVICE_TYPES = ("cpu", "cuda")
 
 
-def resolve_device(device):
-    """The torch device of the ``device`` parameter; "auto" prefers CUDA.
-
-    Only CPU and CUDA devices are accepted: on others (``"mps"``, ``"xpu"``,
-    ``"meta"``, ...) the solves fail deep inside torch, if torch was built
-    with them at all.
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def check_device(device):
+    """The torch device named by ``device`` (not "auto"), if of a supported type;
+    whether it is available here is not checked."""
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
@@ -314,6 +308,19 @@ def resolve_device(device):
         raise ValueError(f"device={device!r} is a torch device of type {resolved.type!r}, "
                          "which ReTuneRegularizer does not support: use 'auto', 'cpu' or "
                          "'cuda' ('cuda:1', ...).")
+    return resolved
+
+
+def resolve_device(device):
+    """The torch device of the ``device`` parameter; "auto" prefers CUDA.
+
+    Only CPU and CUDA devices are accepted: on others (``"mps"``, ``"xpu"``,
+    ``"meta"``, ...) the solves fail deep inside torch, if torch was built
+    with them at all.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = check_device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} asks for CUDA, but torch sees no CUDA "
                          "device here; use device='auto' or 'cpu'. A model fitted on a "

@@ -268,7 +268,7 @@ class ReTuneRegularizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Regre
         "data_range": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
         "dtype": [StrOptions(set(DTYPES))],
-        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+        "n_threads": [None, Interval(Integral, 1, 1024, closed="both")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }

@@ -6,8 +6,10 @@ same fitted attributes and still transform as before. The same table is in
 """
 
 import copy
+import io
 import pickle
 import warnings
+import zipfile
 from numbers import Integral
 from pathlib import Path
 
@@ -21,7 +23,9 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.metrics import psnr
 from retune_sklearn.operators import Blur, Identity, Inpainting
+from retune_sklearn.persistence import WeightsFileError, load_weights
 from retune_sklearn.regularizers import WaveletL1
+from weights_files import declaring_size, members, npy_header, rewritten, saved, zipped
 
 RNG = np.random.default_rng(0)
 Y = RNG.random((8, 16, 16))
@@ -52,6 +56,11 @@ class CroppingIdentity(Identity):
 
     def forward(self, x):
         return x[..., 1:]
+
+
+def load_crafted(make):
+    """Load the bytes ``make(est)`` (a crafted weights file) with ``load_weights``."""
+    return lambda est: load_weights(io.BytesIO(make(est)))
 
 
 def fit_with(X_=X, Y_=Y, **params):
@@ -103,7 +112,7 @@ CASES = [
     ("batch_size-bool", fit_with(batch_size=True), InvalidParameterError,
      "'batch_size' parameter of ReTuneRegularizer must be an int in the range [1, inf), not a bool"),
     ("n_threads-bool", fit_with(n_threads=True), InvalidParameterError,
-     "'n_threads' parameter of ReTuneRegularizer must be None or an int in the range [1, inf), "
+     "'n_threads' parameter of ReTuneRegularizer must be None or an int in the range [1, 1024], "
      "not a bool"),
     ("K-times-T-huge", fit_with(K=HUGE, T=2), ValueError, f"K={HUGE} and T=2 ask for"),
     ("K-times-T-numpy-overflow", fit_with(K=np.int64(2**32), T=np.int64(2**32)), ValueError,
@@ -152,6 +161,8 @@ CASES = [
      "'n_iter_no_change' parameter"),
     ("tol-negative", fit_with(tol=-1e-3), InvalidParameterError, "'tol' parameter"),
     ("n_threads-zero", fit_with(n_threads=0), InvalidParameterError, "'n_threads' parameter"),
+    ("n_threads-huge", fit_with(n_threads=2**70), InvalidParameterError,
+     "'n_threads' parameter of ReTuneRegularizer must be None or an int in the range [1, 1024]"),
     ("warm_start-string", fit_with(warm_start="yes"), InvalidParameterError,
      "'warm_start' parameter"),
     ("fit-mask-shape", lambda est: est.fit(X, Y, mask=np.ones((8, 8, 8))), ValueError,
@@ -209,6 +220,68 @@ CASES = [
      InvalidParameterError, "'data_range' parameter"),
     ("psnr-data_range-zero", lambda est: psnr(Y, Y, data_range=0), ValueError,
      "data_range must be a positive finite number"),
+    # --- load_weights: damaged, inconsistent or hostile files (made from the fitted model)
+    ("load-empty-file", load_crafted(lambda est: b""), WeightsFileError,
+     "is not a weights file written by save_weights (BadZipFile"),
+    ("load-random-bytes", load_crafted(lambda est: RNG.bytes(4096)), WeightsFileError,
+     "is not a weights file written by save_weights (BadZipFile"),
+    ("load-truncated", load_crafted(lambda est: saved(est)[:len(saved(est)) // 2]),
+     WeightsFileError, "is not a weights file written by save_weights"),
+    ("load-npy-file", load_crafted(lambda est: npy_header((2,)) + bytes(16)), WeightsFileError,
+     "is not a weights file written by save_weights (BadZipFile"),
+    ("load-zip-bomb", load_crafted(lambda est: declaring_size(zipped(
+        {**members(saved(est)), "array0.npy": npy_header((2**29 - 16,)) + bytes(2**16)},
+        zipfile.ZIP_DEFLATED), "array0.npy", 0xF0000000)), WeightsFileError,
+     "member 'array0.npy' declares 4026531840 bytes uncompressed"),
+    ("load-npy-header-shape", load_crafted(lambda est: zipped(
+        {**members(saved(est)), "array0.npy": npy_header((2**40,)) + bytes(8)})),
+     WeightsFileError, "its header declares shape (1099511627776,) of float64"),
+    ("load-unexpected-member", load_crafted(lambda est: zipped(
+        {**members(saved(est)), "junk.npy": b"x"})), WeightsFileError,
+     "holds members that save_weights does not write: ['junk.npy']"),
+    ("load-object-array", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: a.update(array0=np.array([print], dtype=object)))),
+     WeightsFileError, "member 'array0.npy' holds an array of dtype object"),
+    ("load-deep-nesting", load_crafted(lambda est: rewritten(saved(est), text=lambda t: t.replace(
+        '"loss_curve_": [', '"loss_curve_": [' + "[" * 10**5 + "]" * 10**5 + ", "))),
+     WeightsFileError, "its description is not valid JSON"),
+    ("load-format-version", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d.update(format_version=99))), WeightsFileError,
+     "is not a ReTuneRegularizer weights file of format version 1"),
+    ("load-unknown-class", load_crafted(lambda est: rewritten(saved(est), lambda d, a: d[
+        "params"].update(regularizer={"class": "Popen", "params": {}}))), WeightsFileError,
+     "names the class 'Popen', which load_weights does not build"),
+    ("load-unknown-parameter", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["params"].update(transform=1))), WeightsFileError,
+     "unexpected parameters ['transform']"),
+    ("load-invalid-parameter", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["params"].update(K=-1))), WeightsFileError,
+     "holds invalid parameters: The 'K' parameter of ReTuneRegularizer must be"),
+    ("load-attribute-shadows-method", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].update(transform=None))), WeightsFileError,
+     "unexpected fitted attributes ['transform']"),
+    ("load-missing-attribute", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].pop("lipschitz_"))), WeightsFileError,
+     "misses the fitted attributes ['lipschitz_']"),
+    ("load-nan-weights", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: a.update(array0=np.full(7, np.nan)))), WeightsFileError,
+     "weights_ must be a 1-D float array of positive finite weights"),
+    ("load-negative-weights", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: a.update(array0=-a["array0"]))), WeightsFileError,
+     "weights_ must be a 1-D float array of positive finite weights"),
+    ("load-weights-count", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: a.update(array0=np.ones(3)))), WeightsFileError,
+     "inconsistent: 3 weights for a regularizer with 7"),
+    ("load-wrong-type", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].update(n_iter_="2"))), WeightsFileError,
+     "n_iter_ must be an integer >= 0; got '2'"),
+    ("load-lipschitz-negative", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].update(lipschitz_=-1.0))), WeightsFileError,
+     "lipschitz_ must be a finite number > 0; got -1.0"),
+    ("load-shapes-inconsistent", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].update(measurement_shape_={"tuple": [8, 8]}))),
+     WeightsFileError, "measurement_shape_=(8, 8), but operator_ maps signal_shape_=(16, 16) "
+     "to measurements of shape (16, 16)"),
 ]
 
 
@@ -291,8 +364,8 @@ def test_torch_tensors_of_any_real_dtype_are_accepted(fitted, dtype):
     # NumPy has no bfloat16 or float8: those become float32 (exact), as float32 X.
     X_t, Y_t = (torch.from_numpy(a * 3).to(dtype) for a in (X, Y))
     X_64, Y_64 = X_t.double().numpy(), Y_t.double().numpy()
-    reference_est = ReTuneRegularizer(**PARAMS).fit(X_64, Y_64)
-    est = ReTuneRegularizer(**PARAMS).fit(X_t, Y_t)
+    reference_est = ReTuneRegularizer(**PARAMS, data_range=3.0).fit(X_64, Y_64)
+    est = ReTuneRegularizer(**PARAMS, data_range=3.0).fit(X_t, Y_t)
     np.testing.assert_array_equal(est.weights_, reference_est.weights_)
     out = est.transform(X_t)
     assert out.dtype == (np.float32 if dtype in (torch.bfloat16, torch.float8_e4m3fn)
