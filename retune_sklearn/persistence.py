@@ -9,9 +9,12 @@ you do not trust.**
 :func:`save_weights` writes a ``.npz`` file instead: the fitted arrays,
 and a JSON description of the estimator's parameters and fitted attributes
 in which operators and regularizers are a class name plus parameters.
-:func:`load_weights` reads it with ``numpy.load(allow_pickle=False)`` and
+:func:`load_weights` reads it without pickle (numeric arrays only) and
 builds only this package's operator and regularizer classes: loading
-executes no code from the file. What cannot be described that way
+executes no code from the file. It treats the file as untrusted: only the
+members the description refers to are read, after their declared sizes
+are checked, every value is checked against the schema of a fitted
+estimator, and every refusal is a :class:`WeightsFileError`. What cannot be described that way
 (:class:`~retune_sklearn.operators.CallableOperator`, your own subclasses,
 sparse matrices, a ``RandomState`` instance as ``random_state``) is refused
 at save time with a ``TypeError``: pickle such models. The Adam state kept
@@ -120,8 +123,9 @@ def _decode(value, arrays, classes):
     if "array" in value:
         return arrays[value["array"]]
     if value.get("class") not in classes:
-        raise WeightsFileError(f"The file names the class {value.get('class')!r}, which load_weights "
-                         f"does not build (allowed: {', '.join(sorted(classes))}).")
+        raise WeightsFileError(f"The file names the class {value.get('class')!r}, which "
+                               f"load_weights does not build (allowed: "
+                               f"{', '.join(sorted(classes))}).")
     params = {k: _decode(v, arrays, classes) for k, v in value["params"].items()}
     return classes[value["class"]](**params)
 
@@ -441,12 +445,12 @@ def _list_of(check, what):
 
 
 def _shape(max_ndim=None):
+    expected = f"a tuple of {f'1 to {max_ndim}' if max_ndim else 'one or more'} positive integers"
+
     def check(value):
-        ok = (isinstance(value, tuple) and len(value) >= 1 and all(
-            _is_integer(n) and n > 0 for n in value)
-            and (max_ndim is None or len(value) <= max_ndim))
-        return None if ok else f"a tuple of {counted} positive integers"
-    counted = f"1 to {max_ndim}" if max_ndim else "one or more"
+        ok = (isinstance(value, tuple) and 1 <= len(value) <= (max_ndim or math.inf)
+              and all(_is_integer(n) and n > 0 for n in value))
+        return None if ok else expected
     return check
 
 

@@ -110,7 +110,8 @@ CASES = [
     ("K-bool", fit_with(K=True), InvalidParameterError,
      "'K' parameter of ReTuneRegularizer must be an int in the range [1, inf), not a bool"),
     ("batch_size-bool", fit_with(batch_size=True), InvalidParameterError,
-     "'batch_size' parameter of ReTuneRegularizer must be an int in the range [1, inf), not a bool"),
+     "'batch_size' parameter of ReTuneRegularizer must be an int in the range [1, inf), "
+     "not a bool"),
     ("n_threads-bool", fit_with(n_threads=True), InvalidParameterError,
      "'n_threads' parameter of ReTuneRegularizer must be None or an int in the range [1, 1024], "
      "not a bool"),
