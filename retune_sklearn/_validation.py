@@ -4,12 +4,15 @@ Plain functions that take what they check and raise ``ValueError`` or
 ``TypeError`` with messages that name the argument and what was expected.
 """
 
-from numbers import Integral
+import warnings
+from contextlib import contextmanager
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse
 import torch
 from sklearn.base import clone
+from sklearn.utils._param_validation import Interval, InvalidParameterError, make_constraint
 from sklearn.utils.validation import check_array
 
 from .operators import Identity
@@ -31,13 +34,14 @@ def check_data(data, name, *, ensure_2d=True):
 
     Real numbers (float, integer, boolean, object arrays of numbers) are
     accepted; integers and booleans become float64. Torch tensors on any
-    device are converted with ``.detach().cpu().numpy()``.
+    device are converted with ``.detach().cpu().numpy()``, those of a dtype
+    NumPy lacks (bfloat16, float8) to float32 first.
     """
     if scipy.sparse.issparse(data):
         raise TypeError(f"{name} is a sparse matrix; sparse input is not supported (signals "
                         f"and measurements are dense arrays). Convert it with {name}.toarray().")
     if torch.is_tensor(data):
-        data = data.detach().cpu().numpy()
+        data = _tensor_to_numpy(data, name)
     array = _real_array(np.asarray(data), name)
     if array.ndim < 1 + ensure_2d:
         raise ValueError(f"{name} must have shape (n_samples, n_features) or (n_samples, "
@@ -53,6 +57,40 @@ def check_data(data, name, *, ensure_2d=True):
                        dtype=[np.float64, np.float32], input_name=name)
 
 
+def _tensor_to_numpy(tensor, name):
+    """A torch tensor of any device and real dtype as a NumPy array on the CPU.
+
+    The dtypes NumPy lacks become float32, which holds them exactly
+    (bfloat16, float8) or the dequantized values (quantized tensors).
+    """
+    if tensor.layout != torch.strided:
+        raise TypeError(f"{name} is a sparse torch tensor; sparse input is not supported "
+                        f"(signals and measurements are dense arrays). Convert it with "
+                        f"{name}.to_dense().")
+    if tensor.device.type == "meta":
+        raise TypeError(f"{name} is a torch tensor on the 'meta' device, which holds no "
+                        "values.")
+    if tensor.is_complex():
+        raise NotRealError(_not_real_message(name, tensor.dtype, complex_=True))
+    tensor = tensor.detach().cpu().resolve_neg()
+    if tensor.is_quantized:
+        tensor = tensor.dequantize()
+    try:
+        return tensor.numpy()
+    except TypeError:  # a dtype NumPy lacks: bfloat16, float8
+        if not tensor.is_floating_point():
+            raise TypeError(f"{name} is a torch tensor of dtype {tensor.dtype}, which has "
+                            "no NumPy equivalent; convert it to a float tensor.") from None
+        return tensor.float().numpy()
+
+
+def _not_real_message(name, dtype, *, complex_):
+    complex_note = " Complex data not supported." if complex_ else ""
+    return (f"{name} must hold real numbers (float, integer or boolean); got dtype "
+            f"{dtype}.{complex_note} Pass the real part, magnitude or decoded values "
+            "explicitly.")
+
+
 def _real_array(array, name):
     """``array`` if it holds real numbers, object arrays of numbers as float64."""
     if array.dtype.kind == "O":
@@ -62,10 +100,8 @@ def _real_array(array, name):
             raise TypeError(f"{name} must hold real numbers; got an object array with "
                             f"non-numeric entries ({error}).") from None
     if array.dtype.kind not in "biuf":
-        complex_note = " Complex data not supported." if array.dtype.kind == "c" else ""
-        raise NotRealError(f"{name} must hold real numbers (float, integer or boolean); got "
-                           f"dtype {array.dtype}.{complex_note} Pass the real part, magnitude "
-                           "or decoded values explicitly.")
+        raise NotRealError(_not_real_message(name, array.dtype,
+                                             complex_=array.dtype.kind == "c"))
     return array
 
 
@@ -90,11 +126,62 @@ def check_mask(mask, X):
 
 
 def check_iterations(K, T):
-    """Refuse ``K * T`` above :data:`MAX_ITERATIONS`."""
+    """Refuse ``K * T`` above :data:`MAX_ITERATIONS`.
+
+    The product is taken in Python integers: numpy integers (``np.int64(2**32)``,
+    ``np.uint8(200)``) would overflow and slip under the cap.
+    """
+    K, T = int(K), int(T)
     if K * T > MAX_ITERATIONS:
         raise ValueError(f"K={K} and T={T} ask for K * T = {K * T} "
                          f"iterations per solve; at most {MAX_ITERATIONS:.0e} are allowed "
                          "(such a solve would take hours). Lower K or T.")
+
+
+def integer_parameters(estimator):
+    """Names of the parameters of ``estimator`` that its ``_parameter_constraints``
+    declare integers (an ``Interval`` of ``Integral``), and not also booleans."""
+    return [name for name, constraints in estimator._parameter_constraints.items()
+            if any(isinstance(c, Interval) and c.type is Integral for c in constraints)
+            and not {"boolean", "verbose"} & {c for c in constraints if isinstance(c, str)}]
+
+
+def check_integer_parameters(estimator):
+    """Refuse booleans for the integer parameters of ``estimator``, all at once.
+
+    ``bool`` is an ``Integral`` and scikit-learn's ``Interval(Integral, ...)``
+    takes ``True`` for 1 (``K=True`` would run one iteration), or refuses
+    ``np.True_`` with a message that does not say why.
+    """
+    for name in integer_parameters(estimator):
+        value = getattr(estimator, name)
+        if isinstance(value, (bool, np.bool_)):
+            constraints = [str(make_constraint(c))
+                           for c in estimator._parameter_constraints[name]]
+            expected = (f"{', '.join(constraints[:-1])} or {constraints[-1]}"
+                        if len(constraints) > 1 else constraints[0])
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be {expected}, "
+                f"not a bool. Got {value!r} instead.")
+
+
+@contextmanager
+def python_integers(estimator):
+    """Run a block with the numpy-integer parameters of ``estimator`` as Python ints.
+
+    Everything that computes with them (``T * K`` in the solves,
+    ``range(max_epochs)``, chunk sizes) then works in Python integers, which
+    do not overflow (``np.uint8(16) * np.uint8(16)`` is 0). The values given
+    are restored afterwards, so that ``get_params`` is not changed by a call.
+    """
+    given = {name: getattr(estimator, name) for name in integer_parameters(estimator)}
+    converted = {name: int(value) for name, value in given.items()
+                 if isinstance(value, np.integer)}
+    vars(estimator).update(converted)
+    try:
+        yield
+    finally:
+        vars(estimator).update({name: given[name] for name in converted})
 
 
 def check_fit_data(X, y):
@@ -123,13 +210,39 @@ def check_fitted_signals(y, y_sample_shape):
                          f"{y_sample_shape}.")
 
 
-def check_score_signals(y, expected):
-    """Check the signals ``y`` passed to ``score``: shape ``expected``."""
+def check_score_signals(y, expected, data_range=None):
+    """Check the signals ``y`` passed to ``score``: shape ``expected``; warn (see
+    :func:`check_data_range`) if they span far more than ``data_range``."""
     y = check_data(y, "y", ensure_2d=False)
     if y.shape != expected:
         raise ValueError(f"y has shape {y.shape}; expected {expected} (one signal per "
                          "sample of X, in the layout of y in fit).")
+    if data_range is not None:
+        check_data_range(y, data_range)
     return y
+
+
+def check_data_range(y, data_range):
+    """Warn (once per call) when the signals ``y`` span more than twice ``data_range``.
+
+    ``data_range`` is the peak-to-peak range the PSNR assumes; 8-bit images
+    (0 to 255) with the default ``data_range=1`` score about 48 dB too low,
+    around -28 dB, which looks like a broken model rather than a unit
+    mismatch. A ``data_range`` that is not a positive number is left to the
+    parameter validation.
+    """
+    if not (isinstance(data_range, Real) and not isinstance(data_range, bool)
+            and 0 < data_range < np.inf):
+        return
+    low, high = float(np.min(y)), float(np.max(y))
+    spread = high - low
+    if spread > 2 * data_range:
+        warnings.warn(f"y spans [{low:.4g}, {high:.4g}] (peak-to-peak {spread:.4g}), far more "
+                      f"than data_range={float(data_range)!r}, the peak-to-peak range the "
+                      f"PSNR assumes: scores are {20 * np.log10(spread / data_range):.1f} dB "
+                      f"lower than with data_range={spread:.4g}. Set data_range to the range "
+                      "of the signals (e.g. data_range=255 for 8-bit images) or rescale y.",
+                      UserWarning, stacklevel=4)
 
 
 def resolve_signal_shape(signal_shape, y):
@@ -137,7 +250,8 @@ def resolve_signal_shape(signal_shape, y):
     if signal_shape is None:
         return y.shape[1:]
     shape = tuple(signal_shape)
-    if not all(isinstance(s, Integral) and s > 0 for s in shape) or not 1 <= len(shape) <= 3:
+    if (not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape)
+            or not 1 <= len(shape) <= 3):
         raise ValueError("signal_shape must be a tuple of 1 to 3 positive integers; "
                          f"got {signal_shape!r}.")
     if int(np.prod(shape)) != int(np.prod(y.shape[1:])):
@@ -178,15 +292,35 @@ def resolve_components(operator, regularizer):
     return operator, regularizer
 
 
-def resolve_device(device):
-    """The torch device of the ``device`` parameter; "auto" prefers CUDA."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+#: The torch device types the computations run on (and are tested on).
+DEVICE_TYPES = ("cpu", "cuda")
+
+
+def check_device(device):
+    """The torch device named by ``device`` (not "auto"), if of a supported type;
+    whether it is available here is not checked."""
     try:
         resolved = torch.device(device)
-    except RuntimeError as error:
+    except (RuntimeError, TypeError) as error:
         raise ValueError(f"device={device!r} is not a valid torch device "
                          "('auto', 'cpu', 'cuda', 'cuda:1', ...).") from error
+    if resolved.type not in DEVICE_TYPES:
+        raise ValueError(f"device={device!r} is a torch device of type {resolved.type!r}, "
+                         "which ReTuneRegularizer does not support: use 'auto', 'cpu' or "
+                         "'cuda' ('cuda:1', ...).")
+    return resolved
+
+
+def resolve_device(device):
+    """The torch device of the ``device`` parameter; "auto" prefers CUDA.
+
+    Only CPU and CUDA devices are accepted: on others (``"mps"``, ``"xpu"``,
+    ``"meta"``, ...) the solves fail deep inside torch, if torch was built
+    with them at all.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = check_device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} asks for CUDA, but torch sees no CUDA "
                          "device here; use device='auto' or 'cpu'. A model fitted on a "

@@ -337,7 +337,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         "data_range": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
         "dtype": [StrOptions(set(DTYPES))],
-        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+        "n_threads": [None, Interval(Integral, 1, 1024, closed="both")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -458,10 +458,20 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             return self._fit(X, y, mask, incremental=True)
 
     def _compute_context(self):
-        """Validate the parameters, then run torch with ``n_threads`` threads."""
+        """Validate the parameters, then run torch with ``n_threads`` threads and the
+        numpy-integer parameters as Python ints (restored afterwards)."""
+        from contextlib import ExitStack
+
+        from ._lazy_imports import import_lazy_modules
+        from ._validation import check_integer_parameters, python_integers
+        check_integer_parameters(self)  # first: scikit-learn takes True for 1
         self._validate_params()
         check_iterations(self.K, self.T)
-        return torch_threads(self.n_threads)
+        import_lazy_modules()  # before training, where Ctrl-C cannot cut it in half
+        context = ExitStack()
+        context.enter_context(python_integers(self))
+        context.enter_context(torch_threads(self.n_threads))
+        return context
 
     def _fit(self, X, y, mask, *, incremental):
         """``fit`` (``incremental=False``) and ``partial_fit``."""
@@ -684,7 +694,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         check_is_fitted(self)
         # Cheap checks of y first, so that a wrong y fails before the solves.
         n_samples = len(check_measurements(X, self.measurement_shape_, self.n_features_in_))
-        y = check_score_signals(y, (n_samples, *self._y_sample_shape))
+        y = check_score_signals(y, (n_samples, *self._y_sample_shape), self.data_range)
         sample_weight = _check_sample_weight(sample_weight, y, ensure_non_negative=True)
         reconstruction = self.transform(X, mask=mask)
         return float(np.average(psnr_per_sample(y, reconstruction, data_range=self.data_range),

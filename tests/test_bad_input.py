@@ -6,8 +6,11 @@ same fitted attributes and still transform as before. The same table is in
 """
 
 import copy
+import io
 import pickle
 import warnings
+import zipfile
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +18,14 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.metrics import psnr
 from retune_sklearn.operators import Blur, Identity, Inpainting
+from retune_sklearn.persistence import WeightsFileError, load_weights
 from retune_sklearn.regularizers import WaveletL1
+from weights_files import declaring_size, members, npy_header, rewritten, saved, zipped
 
 RNG = np.random.default_rng(0)
 Y = RNG.random((8, 16, 16))
@@ -51,6 +56,11 @@ class CroppingIdentity(Identity):
 
     def forward(self, x):
         return x[..., 1:]
+
+
+def load_crafted(make):
+    """Load the bytes ``make(est)`` (a crafted weights file) with ``load_weights``."""
+    return lambda est: load_weights(io.BytesIO(make(est)))
 
 
 def fit_with(X_=X, Y_=Y, **params):
@@ -86,12 +96,28 @@ CASES = [
     ("fit-string-y", fit_with(Y_=Y.astype(str)), TypeError, "y must hold real numbers"),
     ("fit-object-X", fit_with(X_=np.full(X.shape, "a", dtype=object)), TypeError,
      "X must hold real numbers; got an object array"),
+    ("fit-torch-complex-X", fit_with(X_=torch.from_numpy(X + 1j)), TypeError,
+     "X must hold real numbers (float, integer or boolean); got dtype torch.complex128"),
+    ("fit-torch-sparse-y", fit_with(Y_=torch.from_numpy(Y).to_sparse()), TypeError,
+     "y is a sparse torch tensor; sparse input is not supported"),
+    ("fit-torch-meta-X", fit_with(X_=torch.empty(X.shape, device="meta")), TypeError,
+     "X is a torch tensor on the 'meta' device, which holds no values"),
     # --- parameters (checked at fit, as scikit-learn does)
     ("K-zero", fit_with(K=0), InvalidParameterError, "'K' parameter"),
     ("K-negative", fit_with(K=-1), InvalidParameterError, "'K' parameter"),
     ("K-float", fit_with(K=2.5), InvalidParameterError, "'K' parameter"),
     ("T-zero", fit_with(T=0), InvalidParameterError, "'T' parameter"),
+    ("K-bool", fit_with(K=True), InvalidParameterError,
+     "'K' parameter of ReTuneRegularizer must be an int in the range [1, inf), not a bool"),
+    ("batch_size-bool", fit_with(batch_size=True), InvalidParameterError,
+     "'batch_size' parameter of ReTuneRegularizer must be an int in the range [1, inf), "
+     "not a bool"),
+    ("n_threads-bool", fit_with(n_threads=True), InvalidParameterError,
+     "'n_threads' parameter of ReTuneRegularizer must be None or an int in the range [1, 1024], "
+     "not a bool"),
     ("K-times-T-huge", fit_with(K=HUGE, T=2), ValueError, f"K={HUGE} and T=2 ask for"),
+    ("K-times-T-numpy-overflow", fit_with(K=np.int64(2**32), T=np.int64(2**32)), ValueError,
+     "K=4294967296 and T=4294967296 ask for K * T = 18446744073709551616"),
     ("batch_size-zero", fit_with(batch_size=0), InvalidParameterError, "'batch_size' parameter"),
     ("batch_size-float", fit_with(batch_size=4.0), InvalidParameterError,
      "'batch_size' parameter"),
@@ -102,6 +128,12 @@ CASES = [
     ("hypergradient-unknown", fit_with(hypergradient="exact"), InvalidParameterError,
      "'hypergradient' parameter"),
     ("device-unknown", fit_with(device="gpu"), ValueError, "device='gpu' is not a valid"),
+    ("device-mps", fit_with(device="mps"), ValueError,
+     "device='mps' is a torch device of type 'mps', which ReTuneRegularizer does not support"),
+    ("device-meta", fit_with(device=torch.device("meta")), ValueError,
+     "device=device(type='meta') is a torch device of type 'meta', which ReTuneRegularizer"),
+    ("device-xpu", lambda est: est.set_params(device="xpu:0").transform(X), ValueError,
+     "device='xpu:0' is a torch device of type 'xpu'"),
     pytest.param("device-cuda-missing", fit_with(device="cuda"), ValueError,
                  "device='cuda' asks for CUDA", marks=NO_CUDA),
     ("dtype-unknown", fit_with(dtype="float16"), InvalidParameterError, "'dtype' parameter"),
@@ -121,6 +153,8 @@ CASES = [
      "init_weight=1e-60 over- or underflows in dtype='float32'"),
     ("signal_shape-size", fit_with(signal_shape=(5, 5)), ValueError,
      "signal_shape=(5, 5) holds 25 entries"),
+    ("signal_shape-bool", fit_with(X_=X[:, :1, :1], Y_=Y[:, :1, :1], signal_shape=(True, True)),
+     ValueError, "signal_shape must be a tuple of 1 to 3 positive integers; got (True, True)"),
     ("loss-unknown", fit_with(loss="l1"), InvalidParameterError, "'loss' parameter"),
     ("validation_fraction-one", fit_with(validation_fraction=1.0), InvalidParameterError,
      "'validation_fraction' parameter"),
@@ -128,6 +162,8 @@ CASES = [
      "'n_iter_no_change' parameter"),
     ("tol-negative", fit_with(tol=-1e-3), InvalidParameterError, "'tol' parameter"),
     ("n_threads-zero", fit_with(n_threads=0), InvalidParameterError, "'n_threads' parameter"),
+    ("n_threads-huge", fit_with(n_threads=2**70), InvalidParameterError,
+     "'n_threads' parameter of ReTuneRegularizer must be None or an int in the range [1, 1024]"),
     ("warm_start-string", fit_with(warm_start="yes"), InvalidParameterError,
      "'warm_start' parameter"),
     ("fit-mask-shape", lambda est: est.fit(X, Y, mask=np.ones((8, 8, 8))), ValueError,
@@ -173,6 +209,9 @@ CASES = [
      "X must hold real numbers"),
     ("transform-K-times-T-huge", lambda est: est.set_params(T=HUGE).transform(X), ValueError,
      f"K=2 and T={HUGE} ask for"),
+    ("transform-K-times-T-numpy-overflow",
+     lambda est: est.set_params(K=np.uint32(2**16), T=np.uint32(2**16)).transform(X), ValueError,
+     "K=65536 and T=65536 ask for K * T = 4294967296"),
     ("score-y-shape", lambda est: est.score(X, Y[:, :8]), ValueError,
      "y has shape (8, 8, 16); expected (8, 16, 16)"),
     ("score-nan-y", lambda est: est.score(X, with_nan(Y)), ValueError, "Input y contains NaN"),
@@ -182,7 +221,87 @@ CASES = [
      InvalidParameterError, "'data_range' parameter"),
     ("psnr-data_range-zero", lambda est: psnr(Y, Y, data_range=0), ValueError,
      "data_range must be a positive finite number"),
+    # --- load_weights: damaged, inconsistent or hostile files (made from the fitted model)
+    ("load-empty-file", load_crafted(lambda est: b""), WeightsFileError,
+     "is not a weights file written by save_weights (BadZipFile"),
+    ("load-random-bytes", load_crafted(lambda est: RNG.bytes(4096)), WeightsFileError,
+     "is not a weights file written by save_weights (BadZipFile"),
+    ("load-truncated", load_crafted(lambda est: saved(est)[:len(saved(est)) // 2]),
+     WeightsFileError, "is not a weights file written by save_weights"),
+    ("load-npy-file", load_crafted(lambda est: npy_header((2,)) + bytes(16)), WeightsFileError,
+     "is not a weights file written by save_weights (BadZipFile"),
+    ("load-zip-bomb", load_crafted(lambda est: declaring_size(zipped(
+        {**members(saved(est)), "array0.npy": npy_header((2**29 - 16,)) + bytes(2**16)},
+        zipfile.ZIP_DEFLATED), "array0.npy", 0xF0000000)), WeightsFileError,
+     "member 'array0.npy' declares 4026531840 bytes uncompressed"),
+    ("load-npy-header-shape", load_crafted(lambda est: zipped(
+        {**members(saved(est)), "array0.npy": npy_header((2**40,)) + bytes(8)})),
+     WeightsFileError, "its header declares shape (1099511627776,) of float64"),
+    ("load-unexpected-member", load_crafted(lambda est: zipped(
+        {**members(saved(est)), "junk.npy": b"x"})), WeightsFileError,
+     "holds members that save_weights does not write: ['junk.npy']"),
+    ("load-object-array", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: a.update(array0=np.array([print], dtype=object)))),
+     WeightsFileError, "member 'array0.npy' holds an array of dtype object"),
+    ("load-deep-nesting", load_crafted(lambda est: rewritten(saved(est), text=lambda t: t.replace(
+        '"loss_curve_": [', '"loss_curve_": [' + "[" * 10**5 + "]" * 10**5 + ", "))),
+     WeightsFileError, "its description is not valid JSON"),
+    ("load-format-version", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d.update(format_version=99))), WeightsFileError,
+     "is not a ReTuneRegularizer weights file of format version 1"),
+    ("load-unknown-class", load_crafted(lambda est: rewritten(saved(est), lambda d, a: d[
+        "params"].update(regularizer={"class": "Popen", "params": {}}))), WeightsFileError,
+     "names the class 'Popen', which load_weights does not build"),
+    ("load-unknown-parameter", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["params"].update(transform=1))), WeightsFileError,
+     "unexpected parameters ['transform']"),
+    ("load-invalid-parameter", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["params"].update(K=-1))), WeightsFileError,
+     "holds invalid parameters: The 'K' parameter of ReTuneRegularizer must be"),
+    ("load-attribute-shadows-method", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].update(transform=None))), WeightsFileError,
+     "unexpected fitted attributes ['transform']"),
+    ("load-missing-attribute", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].pop("lipschitz_"))), WeightsFileError,
+     "misses the fitted attributes ['lipschitz_']"),
+    ("load-nan-weights", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: a.update(array0=np.full(7, np.nan)))), WeightsFileError,
+     "weights_ must be a 1-D float array of positive finite weights"),
+    ("load-negative-weights", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: a.update(array0=-a["array0"]))), WeightsFileError,
+     "weights_ must be a 1-D float array of positive finite weights"),
+    ("load-weights-count", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: a.update(array0=np.ones(3)))), WeightsFileError,
+     "inconsistent: 3 weights for a regularizer with 7"),
+    ("load-wrong-type", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].update(n_iter_="2"))), WeightsFileError,
+     "n_iter_ must be an integer >= 0; got '2'"),
+    ("load-lipschitz-negative", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].update(lipschitz_=-1.0))), WeightsFileError,
+     "lipschitz_ must be a finite number > 0; got -1.0"),
+    ("load-shapes-inconsistent", load_crafted(lambda est: rewritten(
+        saved(est), lambda d, a: d["fitted"].update(measurement_shape_={"tuple": [8, 8]}))),
+     WeightsFileError, "measurement_shape_=(8, 8), but operator_ maps signal_shape_=(16, 16) "
+     "to measurements of shape (16, 16)"),
 ]
+
+
+def _integer_parameters():
+    """The parameters whose constraints declare integers."""
+    return [name for name, constraints in ReTuneRegularizer._parameter_constraints.items()
+            if any(isinstance(c, Interval) and c.type is Integral for c in constraints)]
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_])
+def test_booleans_are_refused_for_every_integer_parameter(fitted, value):
+    names = _integer_parameters()
+    assert {"K", "T", "batch_size", "max_epochs", "n_threads", "implicit_max_iter"} <= set(names)
+    for name in names:
+        est = clone(fitted[0]).set_params(**{name: value})
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter .* not a bool"):
+            est.fit(X, Y)
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+            copy.deepcopy(fitted[0]).set_params(**{name: value}).transform(X)
 
 
 def _case_id(case):
@@ -238,6 +357,22 @@ def test_equivalent_inputs_give_identical_results(fitted, convert):
         np.testing.assert_array_equal(est.weights_, reference_est.weights_)
         np.testing.assert_array_equal(reference_est.transform(convert(X)), reference)
         assert reference_est.score(convert(X), convert(Y)) == reference_est.score(X, Y)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float8_e4m3fn,
+                                   torch.int16, torch.uint16, torch.bool])
+def test_torch_tensors_of_any_real_dtype_are_accepted(fitted, dtype):
+    # NumPy has no bfloat16 or float8: those become float32 (exact), as float32 X.
+    X_t, Y_t = (torch.from_numpy(a * 3).to(dtype) for a in (X, Y))
+    X_64, Y_64 = X_t.double().numpy(), Y_t.double().numpy()
+    reference_est = ReTuneRegularizer(**PARAMS, data_range=3.0).fit(X_64, Y_64)
+    est = ReTuneRegularizer(**PARAMS, data_range=3.0).fit(X_t, Y_t)
+    np.testing.assert_array_equal(est.weights_, reference_est.weights_)
+    out = est.transform(X_t)
+    assert out.dtype == (np.float32 if dtype in (torch.bfloat16, torch.float8_e4m3fn)
+                         else np.float64)
+    np.testing.assert_array_equal(out, est.transform(X_64).astype(out.dtype))
+    assert est.score(X_t, Y_t) == est.score(X_64, Y_64)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.uint8, bool])

@@ -1,6 +1,12 @@
 """Faults during fit, memory of transform, inputs left alone, reproducibility."""
 
+import copy
+import os
+import subprocess
+import sys
 import tracemalloc
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +109,58 @@ def test_keyboard_interrupt_keeps_best_weights_and_returns(monkeypatch, after_on
     np.testing.assert_array_equal(est.transform(X), after_one_epoch.transform(X))
 
 
+CTRL_C_DURING_FIRST_IMPORT = """
+import importlib.abc, signal, sys
+import numpy as np
+
+class CtrlCDuringSympy(importlib.abc.MetaPathFinder):
+    # Press Ctrl-C (a real SIGINT) while torch imports sympy, half-way through.
+    armed, seen, fired = False, 0, None
+
+    def find_spec(self, name, path, target=None):
+        if self.armed and name.startswith("sympy.") and CtrlCDuringSympy.fired is None:
+            CtrlCDuringSympy.seen += 1
+            if CtrlCDuringSympy.seen == 100:
+                CtrlCDuringSympy.fired = name
+                signal.raise_signal(signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlCDuringSympy())
+from retune_sklearn import ReTuneRegularizer
+from retune_sklearn.regularizers import WaveletL1
+assert "sympy" not in sys.modules, "sympy is imported with the package: nothing to test"
+rng = np.random.default_rng(0)
+y = rng.random((4, 8, 8))
+X = y + 0.1 * rng.standard_normal(y.shape)
+params = dict(regularizer=WaveletL1("haar", levels=1), K=1, T=1, max_epochs=1, random_state=0)
+CtrlCDuringSympy.armed = True
+try:
+    ReTuneRegularizer(**params).fit(X, y)
+    print("first fit returned")
+except KeyboardInterrupt:
+    print("first fit interrupted")
+CtrlCDuringSympy.armed = False
+assert CtrlCDuringSympy.fired, "the interrupt never fired"
+est = ReTuneRegularizer(**params).fit(X, y)
+assert est.converged_ and np.isfinite(est.transform(X)).all()
+print("second fit ok")
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_first_lazy_import_leaves_later_fits_working():
+    # torch imports torch._dynamo (and sympy) on the first optimizer it builds; Ctrl-C
+    # in the middle left a half-imported sympy, and every later fit failed with
+    # "AttributeError: module 'sympy' has no attribute 'core'".
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    result = subprocess.run([sys.executable, "-c", CTRL_C_DURING_FIRST_IMPORT], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "second fit ok" in result.stdout
+
+
 # --- transform never returns garbage, and works in bounded memory ---------------------------
 @pytest.fixture(scope="module")
 def fitted():
@@ -187,3 +245,77 @@ def test_seed_sets_the_batch_order(monkeypatch):
     unshuffled = batch_orders(monkeypatch, shuffle=False, random_state=1)
     first_pixels = Y[:, 0, 0].astype(np.float32).tolist()  # the model computes in float32
     assert unshuffled == [tuple(first_pixels[i:i + 4]) for i in (0, 4)] * PARAMS["max_epochs"]
+
+
+# --- the PSNR of score works in bounded memory ----------------------------------------------
+def reference_psnr(y_true, y_pred, data_range=1.0):
+    """The straightforward formula: full-size float64 copies."""
+    y_true, y_pred = (np.asarray(a, dtype=np.float64) for a in (y_true, y_pred))
+    mse = np.mean((y_true - y_pred).reshape(len(y_true), -1) ** 2, axis=1)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(data_range ** 2 / mse)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_psnr_memory_is_bounded_and_values_are_the_plain_formula(dtype):
+    from retune_sklearn.metrics import psnr_per_sample
+    rng = np.random.default_rng(1)
+    y_true = rng.random((2048, 32, 32)).astype(dtype)  # 4 or 8 MiB
+    y_pred = (y_true + 0.1 * rng.standard_normal(y_true.shape)).astype(dtype)
+    y_pred[5] = y_true[5]  # a perfect sample: inf dB
+    expected = reference_psnr(y_true, y_pred, 2.0)
+    tracemalloc.start()
+    try:
+        values = psnr_per_sample(y_true, y_pred, data_range=2.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(values, expected)
+    # The plain formula peaks at 4 float64 copies (8 to 16 times the input).
+    assert peak < y_true.nbytes / 8
+
+
+def test_psnr_of_samples_larger_than_a_chunk():
+    from retune_sklearn.metrics import psnr_per_sample
+    rng = np.random.default_rng(2)
+    y_true = rng.random((2, 500, 501))  # 2 MB a sample
+    y_pred = y_true + 0.01 * rng.standard_normal(y_true.shape)
+    tracemalloc.start()
+    try:
+        values = psnr_per_sample(y_true[:, ::-1], y_pred[:, ::-1])  # non-contiguous too
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(values, reference_psnr(y_true, y_pred), rtol=1e-12)
+    assert peak < y_true[0].nbytes / 2
+
+
+# --- numpy integers as parameters -----------------------------------------------------------
+@pytest.mark.parametrize("hypergradient", ["jfb", "unrolled"])
+def test_numpy_integer_K_and_T_are_the_python_integers(hypergradient):
+    # np.uint8(16) * np.uint8(16) overflows to 0: the solves must run 256 steps anyway.
+    params = dict(hypergradient=hypergradient, max_epochs=1)
+    reference = make(K=16, T=16, **params).fit(X, Y)
+    est = make(K=np.uint8(16), T=np.uint8(16), **params).fit(X, Y)
+    np.testing.assert_array_equal(est.weights_, reference.weights_)
+    assert est.fixed_point_residual_ == reference.fixed_point_residual_
+    np.testing.assert_array_equal(est.transform(X), reference.transform(X))
+    assert type(est.K) is np.uint8 and type(est.T) is np.uint8  # parameters left as given
+    est.set_params(K=np.int16(16), T=np.int8(16))  # int8: 16 * 16 overflows too
+    np.testing.assert_array_equal(est.transform(X), reference.transform(X))
+
+
+# --- hints ----------------------------------------------------------------------------------
+def test_score_warns_once_when_y_is_far_outside_data_range(fitted):
+    # 8-bit images with the default data_range=1 score about -28 dB: say why.
+    X_8bit, Y_8bit = np.round(X * 255), np.round(Y * 255)
+    with pytest.warns(UserWarning, match=r"y spans \[0, 255\] \(peak-to-peak 255\), far more "
+                      r"than data_range=1\.0.*data_range=255") as record:
+        fitted.score(X_8bit, Y_8bit)
+    assert sum("data_range" in str(w.message) for w in record) == 1
+    est = copy.deepcopy(fitted).set_params(data_range=255.0, batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.score(X, Y)
+        fitted.score(X, 2 * Y - 1)  # [-1, 1] with data_range=1: within twice the range
+        est.score(X_8bit, Y_8bit)
