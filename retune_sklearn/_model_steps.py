@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from ._validation import (check_continuable, check_fit_data, check_fitted_signals,
+from ._validation import (check_continuable, check_data_range, check_fit_data, check_fitted_signals,
                           check_init_weight, check_mask, check_measurements,
                           resolve_components, resolve_signal_shape)
 from .hypergradients import SolveOptions
@@ -40,6 +40,7 @@ class ModelSteps:
         layout and the fitted problem is used (``partial_fit``).
         """
         X, y = check_fit_data(X, y)
+        check_data_range(y, self.data_range)
         if fitted_layout:
             X = check_measurements(X, self.measurement_shape_, self.n_features_in_)
             check_fitted_signals(y, self._y_sample_shape)

@@ -4,6 +4,7 @@ Data and parameter checks live in :mod:`retune_sklearn._validation`, the
 parameters, solves and the training loop in :mod:`retune_sklearn._training`.
 """
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Optional
@@ -15,10 +16,12 @@ from sklearn.base import (BaseEstimator, ClassNamePrefixFeaturesOutMixin, Regres
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from ._lazy_imports import import_lazy_modules
 from ._model_steps import ModelSteps
 from ._runtime import torch_threads
 from ._validation import MAX_ITERATIONS  # noqa: F401 (public here: the Notes cite it)
-from ._validation import check_iterations, check_mask, check_measurements, check_score_signals
+from ._validation import (check_integer_parameters, check_iterations, check_mask,
+                          check_measurements, check_score_signals, python_integers)
 from .hypergradients import HYPERGRADIENTS, SolveReport
 from .learning.data import batch_slices, validation_split
 from .learning.losses import LOSSES, SCALE_DEPENDENT
@@ -460,10 +463,6 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
     def _compute_context(self):
         """Validate the parameters, then run torch with ``n_threads`` threads and the
         numpy-integer parameters as Python ints (restored afterwards)."""
-        from contextlib import ExitStack
-
-        from ._lazy_imports import import_lazy_modules
-        from ._validation import check_integer_parameters, python_integers
         check_integer_parameters(self)  # first: scikit-learn takes True for 1
         self._validate_params()
         check_iterations(self.K, self.T)

@@ -494,6 +494,9 @@ _FITTED_SCHEMA = {
     "n_features_in_": _integer(1),
     "_y_sample_shape": _shape(),
     "fixed_point_residual_": _real(0, low_closed=True, finite=False, nan=True),
+    "n_solve_iter_": _integer(1),
+    "training_solve_iter_": _optional(_real(0, low_closed=True)),
+    "init_scale_": _real(0),
 }
 
 

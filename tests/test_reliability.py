@@ -19,9 +19,10 @@ from retune_sklearn.regularizers import WaveletL1
 RNG = np.random.default_rng(0)
 Y = RNG.random((8, 16, 16))
 X = Y + 0.1 * RNG.standard_normal(Y.shape)
-# batch_size=4: two outer steps per epoch.
+# batch_size=4: two outer steps per epoch. No scale search: the tests count the
+# calls of _batch_loss made by the epochs, and compare with learn_weights=False.
 PARAMS = dict(regularizer=WaveletL1("haar", levels=2), K=2, T=2, max_epochs=3, batch_size=4,
-              random_state=0)
+              random_state=0, scale_search=False)
 
 
 def make(**params):
