@@ -1,5 +1,6 @@
 """End-to-end smoke test of the example scripts (their --quick mode)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -52,3 +53,14 @@ def test_k_and_t_example_quick(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "k_and_t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.stdout.count("test PSNR") == 4  # the 2×2 grid
+
+
+@pytest.mark.parametrize("name", ["demo_denoising", "digits_pipeline", "k_and_t"])
+def test_examples_take_a_threads_option(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.parse_args([]).threads == 1  # one torch thread by default
+    assert module.parse_args(["--threads", "0"]).threads == 0  # 0: torch's default
+    with pytest.raises(SystemExit):
+        module.parse_args(["--threads", "-1"])
