@@ -12,15 +12,18 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("skimage")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# The scripts import the package of this checkout, not another installed copy.
+ENV = dict(os.environ, MPLBACKEND="Agg",
+           PYTHONPATH=os.pathsep.join(filter(None, [str(EXAMPLES.parent),
+                                                    os.environ.get("PYTHONPATH")])))
 
 
 @pytest.mark.slow
 def test_demo_denoising_quick(tmp_path):
-    env = dict(os.environ, MPLBACKEND="Agg")
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "demo_denoising.py"), "--quick",
          "--output", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, env=env)
+        capture_output=True, text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stdout + result.stderr
 
     png = tmp_path / "demo_denoising.png"
@@ -49,7 +52,7 @@ def test_demo_denoising_quick(tmp_path):
 def test_k_and_t_example_quick(tmp_path):
     script = EXAMPLES / "k_and_t.py"
     result = subprocess.run([sys.executable, str(script), "--quick", "--output", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "k_and_t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.stdout.count("test PSNR") == 4  # the 2×2 grid
