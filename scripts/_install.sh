@@ -55,7 +55,7 @@ if [ "$_use_venv" = 1 ]; then
         _say "creating $VENV_DIR/ with $PYTHON -m venv (once; later runs reuse it;" \
              "delete $VENV_DIR/ to start afresh)"
         rm -rf "$VENV_DIR"
-        if ! "$PYTHON" -m venv "$VENV_DIR" >/dev/null 2>"$VENV_DIR.log"; then
+        if ! "$PYTHON" -m venv "$VENV_DIR" >"$VENV_DIR.log" 2>&1; then
             rm -rf "$VENV_DIR"
             _say "error: '$PYTHON -m venv' failed:"
             sed 's/^/    /' "$VENV_DIR.log" >&2
