@@ -12,6 +12,11 @@ Run::
     python examples/k_and_t.py                 # writes examples/output/k_and_t.png
     python examples/k_and_t.py --quick         # a smaller grid, for CI
     python examples/k_and_t.py --output docs   # the figure of the README
+    python examples/k_and_t.py --threads 0     # torch's default thread count
+
+By default every fit runs on one torch thread (``n_threads=1``): the solves
+are many small operations on 64×64 patches, and on a busy machine several
+OpenMP threads can be many times slower than one.
 """
 
 import argparse
@@ -30,11 +35,19 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="a 2×2 grid on tiny data")
     parser.add_argument("--output", default=os.path.join("examples", "output"),
                         help="directory of k_and_t.png (default: examples/output)")
-    return parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1; 0 keeps torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0, got {args.threads}")
+    return args
 
 
-def measure(grid):
-    """Test PSNR and fit time (s) of each (K, T), as two (len(K), len(T)) arrays."""
+def measure(grid, threads=1):
+    """Test PSNR and fit time (s) of each (K, T), as two (len(K), len(T)) arrays.
+
+    ``threads`` is the estimators' ``n_threads`` (0: torch's default).
+    """
     from retune_sklearn import ReTuneRegularizer
     from retune_sklearn.datasets import make_image_problem
     from retune_sklearn.operators import Blur
@@ -44,7 +57,8 @@ def measure(grid):
         operator, noise_sigma=0.01, n_train=grid["n_train"], n_test=grid["n_test"],
         random_state=0)
     # One untimed fit first: the first one pays for torch's lazy initialization.
-    ReTuneRegularizer(operator=operator, K=1, T=1, max_epochs=1, n_threads=1).fit(
+    n_threads = threads or None
+    ReTuneRegularizer(operator=operator, K=1, T=1, max_epochs=1, n_threads=n_threads).fit(
         X_train[:2], y_train[:2])
     scores = np.zeros((len(grid["K"]), len(grid["T"])))
     seconds = np.zeros_like(scores)
@@ -53,7 +67,7 @@ def measure(grid):
             tic = time.perf_counter()
             est = ReTuneRegularizer(operator=operator, K=K, T=T, max_epochs=grid["epochs"],
                                     batch_size=16, learning_rate=0.1, loss="psnr",
-                                    n_threads=1, random_state=0).fit(X_train, y_train)
+                                    n_threads=n_threads, random_state=0).fit(X_train, y_train)
             seconds[i, j] = time.perf_counter() - tic
             scores[i, j] = est.score(X_test, y_test)
             print(f"K={K:3d} T={T:3d}: test PSNR {scores[i, j]:.2f} dB, fit {seconds[i, j]:.1f} s, "
@@ -88,7 +102,7 @@ def main(argv=None):
     args = parse_args(argv)
     grid = GRIDS["quick" if args.quick else "full"]
     os.makedirs(args.output, exist_ok=True)
-    scores, seconds = measure(grid)
+    scores, seconds = measure(grid, args.threads)
     path = os.path.join(args.output, "k_and_t.png")
     plot(grid, scores, seconds, path)
     print(f"Wrote {path}")

@@ -199,6 +199,12 @@ def check_fit_data(X, y):
                          f"and {y.shape[0]}.")
     if y.ndim > 4:
         raise ValueError(f"y must have at most 4 axes (n, C, H, W); got shape {y.shape}.")
+    if y.ndim == 4 and y.shape[-1] in (1, 3, 4) and y.shape[1] > 4:
+        # Read as (n, C, H, W), this would be y.shape[1] channels of H×C images.
+        raise ValueError(f"y has shape {y.shape}: channels-last images (n, H, W, C)? "
+                         "Images with channels are read channels first, (n, C, H, W). "
+                         "Pass np.moveaxis(y, -1, 1) (and the same for X, when it holds "
+                         "images too).")
     return X, y
 
 
@@ -260,6 +266,22 @@ def resolve_signal_shape(signal_shape, y):
     return shape
 
 
+def _layout_hint(shape, expected):
+    """How to turn X of ``shape`` into a stack of measurements of shape ``expected``.
+
+    Recognizes one measurement without its sample axis and channels-last
+    images; an empty string when neither applies.
+    """
+    shape, expected = tuple(shape), tuple(expected)
+    if shape == expected:
+        return (f" X looks like one measurement of shape {expected} without the sample "
+                f"axis (axis 0 indexes samples): pass X[None], of shape {(1, *expected)}.")
+    if len(expected) == 3 and shape[1:] == expected[1:] + expected[:1]:
+        return (" X looks like channels-last images (n, H, W, C); measurements are "
+                "channels first, (n, C, H, W): pass np.moveaxis(X, -1, 1).")
+    return ""
+
+
 def check_measurements(X, measurement_shape, n_features_in):
     """Check measurements against the fitted layout; flat ones are reshaped."""
     X = check_data(X, "X")
@@ -267,22 +289,26 @@ def check_measurements(X, measurement_shape, n_features_in):
         return X
     if X.ndim == 2 and X.shape[1] == n_features_in:
         return X.reshape(len(X), *measurement_shape)
+    hint = _layout_hint(X.shape, measurement_shape)
     if X.ndim == 2:  # flat X: the number of features is what matters
         raise ValueError(f"X has {X.shape[1]} features, but ReTuneRegularizer is "
                          f"expecting {n_features_in} features as input "
-                         f"(measurements of shape {measurement_shape}, possibly flattened).")
+                         f"(measurements of shape {measurement_shape}, possibly flattened, "
+                         f"stacked along axis 0).{hint}")
     raise ValueError(f"X has samples of shape {X.shape[1:]} ({int(np.prod(X.shape[1:]))} "
                      f"features), but ReTuneRegularizer was fitted on measurements of "
-                     f"shape {measurement_shape} ({n_features_in} features).")
+                     f"shape {measurement_shape} ({n_features_in} features): X must have "
+                     f"shape (n_samples, {', '.join(map(str, measurement_shape))}).{hint}")
 
 
 def check_measurement_shape(X_shape, signal_shape, measurement_shape):
     """Refuse samples of ``X`` that the operator does not produce (flat ones pass)."""
     flat = (int(np.prod(measurement_shape)),)
     if tuple(X_shape) not in (measurement_shape, flat):
+        hint = _layout_hint((None, *X_shape), measurement_shape)  # X of n samples
         raise ValueError(f"X has samples of shape {tuple(X_shape)}, but the operator maps "
                          f"signals of shape {signal_shape} (from y) to measurements of "
-                         f"shape {measurement_shape}.")
+                         f"shape {measurement_shape}.{hint}")
 
 
 def resolve_components(operator, regularizer):

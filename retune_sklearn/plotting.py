@@ -39,8 +39,13 @@ def _check_fitted(estimator, attributes):
     check_is_fitted(estimator, attributes)
 
 
-def plot_weights(estimator, ax=None, *, log=True, color="C0"):
+def plot_weights(estimator, ax=None, *, log=True, color="C0", label=None, width=0.8,
+                 offset=0.0):
     """Bar chart of the learned weights, one bar per weight.
+
+    Several models with the same weight names share one chart when each is
+    drawn with its own ``label``, ``width`` and ``offset`` (then call
+    ``ax.legend()``).
 
     Parameters
     ----------
@@ -53,6 +58,13 @@ def plot_weights(estimator, ax=None, *, log=True, color="C0"):
         nearly unpenalized approximation band next to fine detail bands).
     color : color, default="C0"
         Bar color.
+    label : str or None, default=None
+        Legend label of the bars (e.g. the model's name).
+    width : float, default=0.8
+        Bar width, in units of the distance between two weights.
+    offset : float, default=0.0
+        Shift of the bars from their tick, in the same units (e.g. -0.2 and
+        +0.2 with ``width=0.4`` for two models side by side).
 
     Returns
     -------
@@ -69,7 +81,7 @@ def plot_weights(estimator, ax=None, *, log=True, color="C0"):
     weights = np.asarray(estimator.weights_, dtype=np.float64)
     names = [str(name) for name in estimator.weight_names_]
     positions = np.arange(len(weights))
-    ax.bar(positions, weights, color=color)
+    ax.bar(positions + offset, weights, width=width, color=color, label=label)
     ax.set_xticks(positions)
     ax.set_xticklabels(names, rotation=45 if len(names) > 12 else 0)
     if log and np.all(weights > 0):
@@ -80,8 +92,9 @@ def plot_weights(estimator, ax=None, *, log=True, color="C0"):
     return ax
 
 
-def plot_loss_curve(estimator, ax=None, *, log=True, color="C1"):
-    """Training loss (mean squared error) per epoch.
+def plot_loss_curve(estimator, ax=None, *, log=True, color="C1", label=None):
+    """Training loss per epoch: the mean squared error, or with ``loss="psnr"``
+    the mean per-sample 10·log10 MSE (the y label says which).
 
     Parameters
     ----------
@@ -93,6 +106,8 @@ def plot_loss_curve(estimator, ax=None, *, log=True, color="C1"):
         Logarithmic y axis.
     color : color, default="C1"
         Line color.
+    label : str or None, default=None
+        Legend label of the line (e.g. the model's name).
 
     Returns
     -------
@@ -110,7 +125,10 @@ def plot_loss_curve(estimator, ax=None, *, log=True, color="C1"):
     ax = _axes(ax)
     losses = np.asarray(estimator.loss_curve_, dtype=np.float64)
     if losses.size:
-        ax.plot(np.arange(1, losses.size + 1), losses, marker=".", color=color)
+        ax.plot(np.arange(1, losses.size + 1), losses, marker=".", color=color, label=label)
+        ticker = import_optional("matplotlib.ticker", "matplotlib",
+                                 feature="retune_sklearn.plotting")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole epochs
         if log and np.all(losses > 0):
             ax.set_yscale("log")
     else:

@@ -146,10 +146,15 @@ class WaveletTransform:
             raise ValueError(f"Expected {self.ndim} trailing sizes, got shape {shape}.")
         for size in shape:
             if size % 2 ** self.levels != 0:
+                layout = ("(d,) of 1-D signals (n, d)" if self.ndim == 1 else
+                          "(H, W) of images (n, H, W) or channels first (n, C, H, W); "
+                          "for channels-last (n, H, W, C) data use np.moveaxis(a, -1, 1)")
                 raise ValueError(
                     f"levels={self.levels} needs every size divisible by "
                     f"2**{self.levels}={2 ** self.levels}; got signal size "
-                    f"{size} (shape {shape}).")
+                    f"{size} (shape {shape}). The transform acts on the last "
+                    f"{self.ndim} axes: {layout}. Crop or pad to a multiple of "
+                    f"{2 ** self.levels}, or lower levels.")
             max_level = _max_level(size, self.filter_len)
             if self.levels > max_level:
                 raise ValueError(

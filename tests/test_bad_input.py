@@ -74,6 +74,9 @@ def with_nan(a, value=np.nan):
 
 
 ASYMMETRIC = np.arange(1.0, 10.0).reshape(3, 3) / 45
+Y_RGB = RNG.random((8, 3, 16, 16))  # colour images, channels first as expected
+X_RGB = Y_RGB + 0.1 * RNG.standard_normal(Y_RGB.shape)
+CHANNELS_LAST = (0, 2, 3, 1)
 HUGE = 10**6
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 
@@ -102,6 +105,13 @@ CASES = [
      "y is a sparse torch tensor; sparse input is not supported"),
     ("fit-torch-meta-X", fit_with(X_=torch.empty(X.shape, device="meta")), TypeError,
      "X is a torch tensor on the 'meta' device, which holds no values"),
+    ("fit-channels-last-y", fit_with(X_=X_RGB.transpose(CHANNELS_LAST),
+                                     Y_=Y_RGB.transpose(CHANNELS_LAST)), ValueError,
+     "y has shape (8, 16, 16, 3): channels-last images (n, H, W, C)? Images with channels "
+     "are read channels first, (n, C, H, W). Pass np.moveaxis(y, -1, 1)"),
+    ("fit-channels-last-X", fit_with(X_=X_RGB.transpose(CHANNELS_LAST), Y_=Y_RGB), ValueError,
+     "X looks like channels-last images (n, H, W, C); measurements are channels first, "
+     "(n, C, H, W): pass np.moveaxis(X, -1, 1)"),
     # --- parameters (checked at fit, as scikit-learn does)
     ("K-zero", fit_with(K=0), InvalidParameterError, "'K' parameter"),
     ("K-negative", fit_with(K=-1), InvalidParameterError, "'K' parameter"),
@@ -189,7 +199,10 @@ CASES = [
     ("mask-all-zero", fit_with(operator=Inpainting(mask=np.zeros((16, 16)))), ValueError,
      "Inpainting `mask` keeps no entry"),
     ("wavelet-levels-not-divisible", fit_with(regularizer=WaveletL1("haar", levels=5)),
-     ValueError, "levels=5 needs every size divisible by 2**5"),
+     ValueError, "levels=5 needs every size divisible by 2**5=32; got signal size 16 (shape "
+     "(16, 16)). The transform acts on the last 2 axes: (H, W) of images (n, H, W) or channels "
+     "first (n, C, H, W); for channels-last (n, H, W, C) data use np.moveaxis(a, -1, 1). Crop or "
+     "pad to a multiple of 32, or lower levels."),
     ("wavelet-levels-too-deep", fit_with(regularizer=WaveletL1("db4", levels=2)), ValueError,
      "levels=2 is too large for signal size 16"),
     # --- transform / predict / score
@@ -202,6 +215,14 @@ CASES = [
      "X has samples of shape (8, 8) (64 features), but ReTuneRegularizer was fitted on"),
     ("transform-X-1d", lambda est: est.transform(X[0, 0]), ValueError,
      "X must have shape (n_samples"),
+    ("predict-one-image", lambda est: est.predict(X[0]), ValueError,
+     "X has 16 features, but ReTuneRegularizer is expecting 256 features as input "
+     "(measurements of shape (16, 16), possibly flattened, stacked along axis 0). X looks like "
+     "one measurement of shape (16, 16) without the sample axis (axis 0 indexes samples): "
+     "pass X[None], of shape (1, 16, 16)."),
+    ("predict-channels-last-X",
+     lambda est: clone(est).fit(X_RGB, Y_RGB).predict(X_RGB.transpose(CHANNELS_LAST)),
+     ValueError, "X must have shape (n_samples, 3, 16, 16). X looks like channels-last images"),
     ("transform-X-5d", lambda est: est.predict(X[:, None, None]), ValueError,
      "X has samples of shape (1, 1, 16, 16)"),
     ("transform-empty", lambda est: est.transform(X[:0]), ValueError, "X is empty"),

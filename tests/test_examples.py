@@ -1,5 +1,6 @@
 """End-to-end smoke test of the example scripts (their --quick mode)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,15 +12,18 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("skimage")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# The scripts import the package of this checkout, not another installed copy.
+ENV = dict(os.environ, MPLBACKEND="Agg",
+           PYTHONPATH=os.pathsep.join(filter(None, [str(EXAMPLES.parent),
+                                                    os.environ.get("PYTHONPATH")])))
 
 
 @pytest.mark.slow
 def test_demo_denoising_quick(tmp_path):
-    env = dict(os.environ, MPLBACKEND="Agg")
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "demo_denoising.py"), "--quick",
          "--output", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, env=env)
+        capture_output=True, text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stdout + result.stderr
 
     png = tmp_path / "demo_denoising.png"
@@ -48,7 +52,18 @@ def test_demo_denoising_quick(tmp_path):
 def test_k_and_t_example_quick(tmp_path):
     script = EXAMPLES / "k_and_t.py"
     result = subprocess.run([sys.executable, str(script), "--quick", "--output", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "k_and_t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.stdout.count("test PSNR") == 4  # the 2×2 grid
+
+
+@pytest.mark.parametrize("name", ["demo_denoising", "digits_pipeline", "k_and_t"])
+def test_examples_take_a_threads_option(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.parse_args([]).threads == 1  # one torch thread by default
+    assert module.parse_args(["--threads", "0"]).threads == 0  # 0: torch's default
+    with pytest.raises(SystemExit):
+        module.parse_args(["--threads", "-1"])

@@ -24,7 +24,10 @@ pytestmark = pytest.mark.slow
 
 def run_example(name, output, *extra):
     """Run ``examples/<name> --quick --output <output>``; return its stdout."""
-    env = dict(os.environ, MPLBACKEND="Agg")
+    # PYTHONPATH: the scripts import the package of this checkout, not another installed copy.
+    env = dict(os.environ, MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(EXAMPLES.parent),
+                                                        os.environ.get("PYTHONPATH")])))
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / name), "--quick", "--output", str(output), *extra],
         check=False, capture_output=True, text=True, timeout=600, env=env)

@@ -115,3 +115,17 @@ def test_missing_matplotlib_gives_clear_error(fitted, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         plot_weights(fitted)
+
+
+def test_two_models_share_the_weight_and_loss_panels(fitted):
+    other = ReTuneRegularizer(regularizer=WaveletL1("haar", levels=2), K=1, T=1,
+                              max_epochs=2, device="cpu", random_state=0).fit(*_data())
+    fig, (ax_w, ax_l) = plt.subplots(1, 2)
+    for model, name, offset in ((fitted, "first", -0.2), (other, "second", 0.2)):
+        plot_weights(model, ax=ax_w, label=name, width=0.4, offset=offset)
+        plot_loss_curve(model, ax=ax_l, label=name)
+    first, second = ax_w.containers
+    assert (first.get_label(), second.get_label()) == ("first", "second")
+    np.testing.assert_allclose([bar.get_x() + bar.get_width() / 2 for bar in second],
+                               np.arange(len(other.weights_)) + 0.2)
+    assert [line.get_label() for line in ax_l.get_lines()] == ["first", "second"]
