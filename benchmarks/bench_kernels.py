@@ -49,6 +49,7 @@ row transforms the same number of pixels).
 import argparse
 import ctypes
 import math
+import os
 import time
 
 import numpy as np
@@ -325,7 +326,11 @@ def main():
     command = "PYTHONPATH=. python benchmarks/bench_kernels.py" + (" --quick" if args.quick else "")
     if args.output:
         command += f" --output {args.output}"
+    load_before = os.getloadavg()[0]
     text = markdown(run(args.quick), command) + crossover_markdown(crossover(args.quick))
+    text += (f"\nLoad average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+             f"on {os.cpu_count()} cores: absolute times are inflated by other jobs; read "
+             "the ratios, which come from interleaved repeats.\n")
     print(text)
     if args.output:
         with open(args.output, "w") as f:
