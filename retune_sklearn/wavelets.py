@@ -690,8 +690,9 @@ class WaveletTransform:
         The transforms of the ``S = n_shifts ** ndim`` circular shifts
         ``torch.roll(x, s, axes)`` of `x` (`frame_shifts` order), stacked on a
         new axis 1 and scaled by ``1 / sqrt(S)``, so that
-        ``frame_inverse(frame_forward(x)) == x`` and the norm is kept.  The
-        shifts are folded into the level-1 matrices: no roll is computed.
+        ``frame_inverse(frame_forward(x)) == x`` and the norm is kept.  On the
+        matrix path the shifts are folded into the level-1 matrices (no roll
+        is computed); elsewhere the rolled copies are transformed.
 
         Parameters
         ----------
