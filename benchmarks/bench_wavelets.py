@@ -1,19 +1,24 @@
-"""WaveletTransform: polyphase path (default) vs the index-based path.
+"""WaveletTransform: matrix path (default) vs the polyphase and index-based conv paths.
 
 Usage::
 
-    python benchmarks/bench_wavelets.py            # full run
-    python benchmarks/bench_wavelets.py --quick    # smoke run
+    PYTHONPATH=. python benchmarks/bench_wavelets.py            # full run
+    PYTHONPATH=. python benchmarks/bench_wavelets.py --quick    # smoke run
 
-Times, in ms per call, ``forward``, ``inverse`` and ``forward + inverse +
+CPU times, in ms per call, ``forward``, ``inverse`` and ``forward + inverse +
 backward`` on a (32, 1, 64, 64) float32 batch with 3 levels, for db4 and haar,
-for three variants selected with private class flags, all timed in the same
+for five variants selected with private class flags, all timed in the same
 process, interleaved, on the same input:
 
-* old: index-based wrap + strided conv / conv_transpose, autograd through them
-  (``_use_polyphase = False, _adjoint_grad = False``);
-* polyphase: polyphase convs, autograd through them (``_adjoint_grad = False``);
-* new (default): polyphase convs, gradient = the adjoint transform.
+* index: index-based wrap + strided conv / conv_transpose, autograd through
+  them (``_use_polyphase = False, _adjoint_grad = False``);
+* polyphase: polyphase convs, autograd through them (``_use_matrix = False,
+  _adjoint_grad = False``);
+* poly+adj: polyphase convs, gradient = the adjoint transform
+  (``_use_matrix = False``: the default before the matrix path);
+* matrix: dense matrix products, autograd through them (``_adjoint_grad =
+  False``): is the custom gradient still worth it?
+* new (default): matrix products, gradient = the adjoint transform.
 
 Each time is the minimum over many repeats of the mean of 3 calls: the minimum
 is the least disturbed by other load on a shared machine.  On glibc the
@@ -68,14 +73,18 @@ def _ops(W, x):
 
 
 def _time_ms(fn, number, repeat):
-    """Min over `repeat` of the mean time of `number` calls, in ms."""
+    """Min over `repeat` of the mean CPU time of `number` calls, in ms.
+
+    CPU time of the calling thread: with one torch thread it is the cost of
+    the work, where the wall time also counts other jobs on a shared machine.
+    """
     fn()  # warm up (caches, allocator)
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         for _ in range(number):
             fn()
-        times.append((time.perf_counter() - t0) / number)
+        times.append((time.thread_time() - t0) / number)
     return 1e3 * min(times)
 
 
@@ -89,11 +98,13 @@ def main():
     torch.manual_seed(0)
     x = torch.randn(SHAPE)
 
-    variants = {"old": dict(_use_polyphase=False, _adjoint_grad=False),
-                "polyphase": dict(_adjoint_grad=False), "new": {}}
+    variants = {"index": dict(_use_polyphase=False, _adjoint_grad=False),
+                "polyphase": dict(_use_matrix=False, _adjoint_grad=False),
+                "poly+adj": dict(_use_matrix=False), "matrix": dict(_adjoint_grad=False),
+                "new": {}}
     print(f"shape {SHAPE} float32, levels={LEVELS}, 1 thread, "
-          f"torch {torch.__version__}; ms per call\n")
-    print("| wavelet | op | " + " | ".join(variants) + " | old/new |")
+          f"torch {torch.__version__}; CPU ms per call\n")
+    print("| wavelet | op | " + " | ".join(variants) + " | poly+adj/new |")
     print("|---|---|" + "---:|" * (len(variants) + 1))
     for name in WAVELETS:
         ops, ref = {}, None
@@ -109,7 +120,7 @@ def main():
                 for label in variants:
                     best[label] = min(best[label], _time_ms(ops[label][op], number, repeat))
             cells = " | ".join(f"{best[label]:.2f}" for label in variants)
-            print(f"| {name} | {op} | {cells} | {best['old'] / best['new']:.1f}x |")
+            print(f"| {name} | {op} | {cells} | {best['poly+adj'] / best['new']:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -283,3 +283,204 @@ def test_cuda_matches_cpu(wavelet, levels, shape):
     c.pow(3).sum().backward()
     torch.testing.assert_close(xg.grad.cpu(), W.inverse(3 * W.forward(x) ** 2), atol=1e-10, rtol=0)
     assert ("w", xg.device, torch.float64) in W._cache  # cached per device
+
+
+# --- dense matrix path (default) vs the conv paths --------------------------------
+
+MATRIX_CASES = [("haar", 3, (64,)), ("db2", 3, (32, 64)), ("db4", 3, (64, 64)),
+                ("db4", 1, (6,)), ("sym8", 1, (16, 16)), ("coif1", 2, (32,)),
+                ("sym8", 2, (64,)), ("db4", 2, (32, 48))]
+
+
+# float32: the polyphase 2-D conv sums F^2 terms per output (sym8: 256) and errs
+# up to ~2.5e-6 on these inputs; the matrix path ~3x less (test_fast_and_fallback_paths_agree).
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 4e-6)])
+@pytest.mark.parametrize("wavelet, levels, shape", MATRIX_CASES)
+def test_matrix_and_polyphase_paths_agree(wavelet, levels, shape, dtype, tol):
+    matrix = _transform(wavelet, levels, len(shape))
+    conv = _transform(wavelet, levels, len(shape))
+    conv._use_matrix = False
+    assert matrix._matrix_path(shape) and not conv._matrix_path(shape)
+    x = _rand((3, *shape), 1, dtype)
+    torch.testing.assert_close(matrix.forward(x), conv.forward(x), atol=tol, rtol=0)
+    torch.testing.assert_close(matrix.inverse(x), conv.inverse(x), atol=tol, rtol=0)
+
+
+def test_matrix_path_size_limit():
+    # Default limit 32 * max(F, 4) per axis (measured crossover with the convs).
+    assert WaveletTransform("haar", 1)._matrix_path((128, 128))
+    assert not WaveletTransform("haar", 1)._matrix_path((128, 256))
+    assert WaveletTransform("db4", 1, ndim=1)._matrix_path((256,))
+    assert not WaveletTransform("db4", 1, ndim=1)._matrix_path((512,))
+    assert not WaveletTransform("db4", 1, ndim=1)._matrix_path((4,))  # index-based
+    W = WaveletTransform("db2", 3)
+    W._matrix_max_size = 16  # above it: the polyphase path, same coefficients
+    x = _rand((2, 32, 64))
+    ref, _ = _pywt_packed(x[1].numpy(), "db2", 3)
+    np.testing.assert_allclose(W.forward(x)[1].numpy(), ref, atol=1e-10, rtol=0)
+    assert not any(key[0] == "D" for key in W._cache)
+
+
+def test_level_matrix_orthonormal_and_cached():
+    W = WaveletTransform("sym8", 2)
+    cpu = torch.device("cpu")
+    d = W._level_matrix(16, cpu, torch.float64)
+    assert W._level_matrix(16, cpu, torch.float64) is d
+    torch.testing.assert_close(d @ d.T, torch.eye(16, dtype=torch.float64), atol=1e-12, rtol=0)
+    d32 = W._level_matrix(16, cpu, torch.float32)
+    assert d32.dtype == torch.float32
+    # Column k is the one-level pywt transform of the unit vector e_k.
+    cols = [np.concatenate(pywt.dwt(e, "sym8", mode="periodization")) for e in np.eye(16)]
+    np.testing.assert_allclose(d.numpy(), np.stack(cols, axis=1), atol=1e-12)
+
+
+def test_matrix_path_few_aten_calls():
+    from torch.profiler import profile
+    W = WaveletTransform("db4", 3)
+    x = _rand((4, 64, 64), dtype=torch.float32)
+    c = W.forward(x)
+    for fn in (W.forward, W.inverse):
+        with torch.no_grad(), profile() as prof:
+            fn(c)
+        n_ops = sum(1 for e in prof.events() if e.name.startswith("aten::"))
+        assert n_ops <= 45, n_ops  # 29-34 with torch 2.13; the polyphase path: ~270
+
+
+# --- translation-invariant (cycle-spun) frame ------------------------------------
+
+def _shifts(n_shifts, ndim):
+    grid = torch.cartesian_prod(*[torch.arange(n_shifts)] * ndim).reshape(-1, ndim)
+    return [tuple(int(v) for v in shift) for shift in grid]
+
+
+def _frame_analysis_reference(W, x, n_shifts):
+    """regularizers.WaveletL1.analysis with translation_invariant=True, as written there."""
+    axes = tuple(range(-W.ndim, 0))
+    shifts = _shifts(n_shifts, W.ndim)
+    shifted = torch.stack([torch.roll(x, s, axes) for s in shifts], dim=1)
+    return W.forward(shifted) / len(shifts) ** 0.5
+
+
+def _frame_synthesis_reference(W, u, n_shifts):
+    axes = tuple(range(-W.ndim, 0))
+    shifts = _shifts(n_shifts, W.ndim)
+    copies = W.inverse(u)
+    unshifted = [torch.roll(copies[:, i], tuple(-v for v in s), axes)
+                 for i, s in enumerate(shifts)]
+    return torch.stack(unshifted).sum(dim=0) / len(shifts) ** 0.5
+
+
+FRAME_CASES = [("db4", 3, 1, (64,), 2), ("haar", 2, 1, (32,), 3), ("db2", 1, 1, (3, 16), 2),
+               ("db4", 3, 2, (64, 64), 2), ("db2", 2, 2, (32, 64), 3), ("haar", 1, 2, (8, 8), 1),
+               ("sym8", 1, 2, (3, 16, 32), 2), ("db2", 2, 2, (2, 2, 16, 16), 2),
+               ("db4", 1, 1, (4,), 2), ("db4", 1, 2, (4, 16), 2)]  # last two: fallback path
+
+
+@pytest.mark.parametrize("wavelet, levels, ndim, shape, n_shifts", FRAME_CASES)
+def test_frame_matches_rolled_transforms(wavelet, levels, ndim, shape, n_shifts):
+    W = WaveletTransform(wavelet, levels, ndim=ndim)
+    x = _rand((2, *shape), 1)
+    ref = _frame_analysis_reference(W, x, n_shifts)
+    out = W.frame_forward(x, n_shifts)
+    assert out.shape == (2, n_shifts ** ndim, *shape) and out.is_contiguous()
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    u = _rand(ref.shape, 2)
+    torch.testing.assert_close(W.frame_inverse(u, n_shifts),
+                               _frame_synthesis_reference(W, u, n_shifts), atol=1e-12, rtol=0)
+    # Parseval frame: synthesis inverts analysis, norms kept, adjoint pair.
+    torch.testing.assert_close(W.frame_inverse(out, n_shifts), x, atol=1e-10, rtol=0)
+    torch.testing.assert_close(out.norm(), x.norm(), atol=1e-10, rtol=0)
+    torch.testing.assert_close((out * u).sum(), (x * W.frame_inverse(u, n_shifts)).sum(),
+                               atol=1e-10, rtol=0)
+
+
+def test_frame_float32_and_conv_path():
+    W = WaveletTransform("db4", 3)
+    conv = WaveletTransform("db4", 3)
+    conv._use_matrix = False  # rolls + polyphase transforms
+    x = _rand((3, 2, 64, 64), 1, torch.float32)
+    out = W.frame_forward(x, 2)
+    torch.testing.assert_close(out, conv.frame_forward(x, 2), atol=2e-6, rtol=0)
+    torch.testing.assert_close(W.frame_inverse(out, 2), conv.frame_inverse(out, 2),
+                               atol=2e-6, rtol=0)
+    ref = _frame_analysis_reference(W, x.double(), 2)
+    torch.testing.assert_close(out.double(), ref, atol=2e-6, rtol=0)
+
+
+def test_frame_accepts_any_strides():
+    W = WaveletTransform("db2", 2)
+    x = _rand((2, 16, 32), 1)
+    u = W.frame_forward(x, 2)
+    ut = u.transpose(-1, -2).contiguous().transpose(-1, -2)  # same values, column-major copies
+    torch.testing.assert_close(W.frame_inverse(ut, 2), x, atol=1e-10, rtol=0)
+    xt = x.transpose(-1, -2).contiguous().transpose(-1, -2)
+    torch.testing.assert_close(W.frame_forward(xt, 2), u, atol=1e-12, rtol=0)
+
+
+def test_frame_shifts_order():
+    assert WaveletTransform("haar", 1).frame_shifts(2) == _shifts(2, 2)
+    assert WaveletTransform("haar", 1, ndim=1).frame_shifts(3) == _shifts(3, 1)
+
+
+def test_frame_errors():
+    W = WaveletTransform("haar", 2)
+    x = torch.zeros(2, 8, 8)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="n_shifts"):
+            W.frame_forward(x, bad)
+    with pytest.raises(ValueError, match="S = n_shifts"):
+        W.frame_inverse(torch.zeros(2, 3, 8, 8), 2)
+    with pytest.raises(ValueError, match="Expected"):
+        W.frame_forward(torch.zeros(8, 8), 2)
+    with pytest.raises(ValueError, match="size 6"):
+        W.frame_forward(torch.zeros(2, 8, 6), 2)
+    with pytest.raises(TypeError):
+        W.frame_forward(torch.zeros(2, 8, 8, dtype=torch.long), 2)
+
+
+@pytest.mark.parametrize("levels, ndim, shape", [(2, 1, (2, 16)), (1, 2, (2, 8, 8)),
+                                                 (2, 2, (1, 2, 16, 16))])
+def test_frame_gradients(levels, ndim, shape):
+    W = WaveletTransform("db2", levels, ndim=ndim)
+    x = _rand(shape, 3).requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: W.frame_forward(v, 2), (x,), fast_mode=True)
+    u = _rand(W.frame_forward(x, 2).shape, 4).requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: W.frame_inverse(v, 2), (u,), fast_mode=True)
+    # Adjoint gradient against autograd through the ops, on a nonlinear loss.
+    grads = []
+    for adjoint_grad in (True, False):
+        Wg = _transform("db2", levels, ndim, adjoint_grad=adjoint_grad)
+        xg, ug = x.detach().clone().requires_grad_(), u.detach().clone().requires_grad_()
+        (Wg.frame_forward(xg, 2).pow(3).sum() + Wg.frame_inverse(ug.sin(), 2).pow(3).sum()).backward()
+        grads.append((xg.grad, ug.grad))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-12, rtol=0)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        W.frame_inverse(W.frame_forward(x, 2), 2).sum().backward()
+    assert saved == []
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("error:There is a performance drop")  # every op has a vmap rule
+def test_frame_higher_order_jvp_vmap():
+    W = WaveletTransform("db2", 1)
+    x = _rand((1, 8, 8)).requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda v: W.frame_inverse(W.frame_forward(v, 2) ** 3, 2),
+                                        (x,))
+    t = _rand((1, 8, 8), 4)
+    _, tangent = torch.func.jvp(lambda v: W.frame_forward(v, 2), (x.detach(),), (t,))
+    torch.testing.assert_close(tangent, W.frame_forward(t, 2), atol=1e-12, rtol=0)
+    batch = _rand((3, 2, 16, 16), 5)
+    coeffs = torch.func.vmap(lambda v: W.frame_forward(v, 2))(batch)
+    torch.testing.assert_close(coeffs, torch.stack([W.frame_forward(v, 2) for v in batch]))
+    torch.testing.assert_close(torch.func.vmap(lambda v: W.frame_inverse(v, 2))(coeffs), batch)
+
+
+def test_matrix_path_float32_error():
+    # Separable products: float32 round-off well below the fast-vs-fallback tolerance.
+    for wavelet, levels, shape in [("sym8", 1, (16, 16)), ("db4", 3, (64, 64))]:
+        W = WaveletTransform(wavelet, levels)
+        x = _rand((3, *shape), 1, torch.float32)
+        for fn in (W.forward, W.inverse):
+            err = (fn(x).double() - fn(x.double())).abs().max()
+            assert err < 1.2e-6, (wavelet, fn.__name__, float(err))
