@@ -25,8 +25,8 @@ import numbers
 
 import torch
 
-from ._params import ParameterObject, spatial_ndim
-from .wavelets import WaveletTransform
+from .._params import ParameterObject, spatial_ndim
+from ..wavelets import WaveletTransform
 
 __all__ = ["Regularizer", "L1Norm", "WaveletL1", "Tikhonov", "TotalVariation", "LearnedDenoiser",
            "soft_threshold"]

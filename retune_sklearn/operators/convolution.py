@@ -35,7 +35,7 @@ import scipy.sparse.linalg
 import torch
 from sklearn.utils import check_random_state
 
-from ._params import ParameterObject, spatial_ndim
+from .._params import ParameterObject, spatial_ndim
 
 __all__ = [
     "Blur",
