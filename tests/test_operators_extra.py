@@ -219,10 +219,10 @@ def test_matrix_operator_exact_norm_of_tall_matrices():
 
 
 def test_matrix_operator_norm_power_iteration_for_large_matrices(monkeypatch):
-    from retune_sklearn.operators import convolution as operators
+    from retune_sklearn.operators import matrix
 
     A = np.random.default_rng(0).standard_normal((30, 40))
-    monkeypatch.setattr(operators, "_DENSE_EXACT_NORM_MAX", 10)  # force the iterative path
+    monkeypatch.setattr(matrix, "_DENSE_EXACT_NORM_MAX", 10)  # force the iterative path
     assert MatrixOperator(A).norm((40,)) == pytest.approx(np.linalg.norm(A, 2), rel=1e-2)
 
 

@@ -1,4 +1,30 @@
-"""Regularizers (moved into a subpackage; split into families next)."""
+"""Regularizers ``Σ_g λ_g R_g`` with one learnable weight per group ``g``.
 
-from .sparsity import (L1Norm, LearnedDenoiser, Regularizer, Tikhonov, TotalVariation,
-                       WaveletL1, __all__, soft_threshold)
+A regularizer defines the variable ``u`` that the forward–backward solver
+iterates on (synthesis form: the signal is ``x = synthesis(u)``) and the
+proximal map of its weighted penalty. The weights themselves are owned by
+the estimator (learned in the log domain); the regularizer only says how
+many there are and what they are called, for a given signal shape.
+
+Interface used by :mod:`retune_sklearn.solvers`:
+
+* ``check_signal_shape(signal_shape)``: raise ``ValueError`` if unsupported;
+* ``weight_names(signal_shape)``: one name per learnable weight;
+* ``analysis(x)`` / ``synthesis(u)``: ``W x`` and ``W* u``
+  (``synthesis(analysis(x)) == x``);
+* ``prox(u, thresholds, network)``: prox of ``Σ_g thresholds[g] R_g`` at
+  ``u`` (or, for learned regularizers, the map that stands in for it);
+* ``penalty(u, weights)``: ``Σ_g weights[g] R_g(u)`` per sample;
+* ``init_parameters(signal_shape, generator)``: the regularizer's own
+  learnable tensors (``network``), e.g. a denoiser's convolutions; empty
+  for classical regularizers.
+"""
+
+from ._base import Regularizer, soft_threshold
+from .denoisers import LearnedDenoiser
+from .smooth import Tikhonov
+from .sparsity import L1Norm, WaveletL1
+from .tv import TotalVariation
+
+__all__ = ["Regularizer", "L1Norm", "WaveletL1", "Tikhonov", "TotalVariation", "LearnedDenoiser",
+           "soft_threshold"]

@@ -1,0 +1,153 @@
+"""The operator contract: :class:`LinearOperator`, the dot test and power iteration."""
+
+import math
+
+import torch
+
+from .._params import ParameterObject
+
+
+def power_iteration(apply_gram, shape, *, n_iter=100, tol=1e-7, device="cpu",
+                    dtype=torch.float64, random_state=0):
+    """Largest eigenvalue of a symmetric positive semi-definite linear map.
+
+    Parameters
+    ----------
+    apply_gram : callable
+        Maps a tensor of shape ``(1, *shape)`` to a tensor of the same shape,
+        e.g. ``lambda x: A.adjoint(A.forward(x))``.
+    shape : tuple of int
+        Shape of one input (without the batch axis).
+    n_iter : int, default=100
+        Maximum number of iterations.
+    tol : float, default=1e-7
+        Stop when the relative change of the estimate falls below ``tol``.
+    device, dtype : torch device and dtype of the iterate.
+    random_state : int, default=0
+        Seed of the random starting vector (fixed: the estimate is reproducible).
+
+    Returns
+    -------
+    float
+        The estimated largest eigenvalue (``‖A‖²`` for ``AᵀA``).
+    """
+    generator = torch.Generator().manual_seed(random_state)
+    v = torch.randn((1, *shape), generator=generator, dtype=torch.float64)
+    v = (v / v.norm()).to(device=device, dtype=dtype)
+    estimate = 0.0
+    with torch.no_grad():
+        for _ in range(n_iter):
+            w = apply_gram(v)
+            new_estimate = float(torch.sum(v * w))
+            w_norm = w.norm()
+            if w_norm == 0:
+                return 0.0
+            v = w / w_norm
+            if abs(new_estimate - estimate) <= tol * abs(new_estimate):
+                return new_estimate
+            estimate = new_estimate
+    return estimate
+
+
+def check_adjoint(operator, signal_shape, *, n_samples=2, rtol=1e-4, device="cpu",
+                  dtype=torch.float64, random_state=0):
+    """Dot test: check that ``operator.adjoint`` is the adjoint of ``operator.forward``.
+
+    Draws random ``x`` (signals) and ``z`` (measurements) and compares
+    ``⟨A x, z⟩`` with ``⟨x, Aᵀ z⟩``. A wrong adjoint makes the
+    forward–backward iterations minimize the wrong energy (or diverge)
+    without any other symptom, so the estimator runs this test at ``fit``.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        Any object with ``forward``, ``adjoint`` and ``measurement_shape``.
+    signal_shape : tuple of int
+        Shape of one signal (without the batch axis).
+    n_samples : int, default=2
+        Batch size of the random inputs.
+    rtol : float, default=1e-4
+        Largest accepted ``|⟨A x, z⟩ − ⟨x, Aᵀ z⟩| / max(‖A x‖‖z‖, ‖x‖‖Aᵀ z‖)``.
+    device, dtype : torch device and dtype of the test (float64 by default:
+        float32 round-off alone can approach ``rtol`` on large signals).
+    random_state : int, default=0
+        Seed of the random inputs.
+
+    Returns
+    -------
+    float
+        The relative error.
+
+    Raises
+    ------
+    ValueError
+        If ``forward`` or ``adjoint`` returns the wrong shape or non-finite
+        values, or if the relative error exceeds ``rtol``.
+    """
+    name = type(operator).__name__
+    signal_shape = tuple(signal_shape)
+    measurement_shape = tuple(operator.measurement_shape(signal_shape))
+    generator = torch.Generator().manual_seed(random_state)
+
+    def draw(shape):
+        return torch.randn((n_samples, *shape), generator=generator,
+                           dtype=torch.float64).to(device=device, dtype=dtype)
+    x, z = draw(signal_shape), draw(measurement_shape)
+    with torch.no_grad():
+        ax, atz = operator.forward(x), operator.adjoint(z)
+    for label, out, shape in (("forward", ax, measurement_shape), ("adjoint", atz, signal_shape)):
+        if tuple(out.shape) != (n_samples, *shape):
+            raise ValueError(f"{name}.{label} returned a batch of shape {tuple(out.shape)}; "
+                             f"expected {(n_samples, *shape)} for signals of shape "
+                             f"{signal_shape} (measurement_shape {measurement_shape}).")
+        if not torch.isfinite(out).all():
+            raise ValueError(f"{name}.{label} returned non-finite values on random "
+                             f"finite inputs of shape {signal_shape}.")
+    lhs, rhs = float(torch.sum(ax * z)), float(torch.sum(x * atz))
+    scale = max(float(ax.norm() * z.norm()), float(x.norm() * atz.norm()))
+    error = abs(lhs - rhs) / scale if scale > 0 else 0.0
+    if not error <= rtol:
+        hint = getattr(operator, "_adjoint_hint", None)
+        hint = hint() if callable(hint) else "Fix the operator's adjoint."
+        raise ValueError(f"{name}.adjoint is not the adjoint of {name}.forward: the dot test "
+                         f"gives ⟨A x, z⟩ = {lhs:.6g} but ⟨x, Aᵀ z⟩ = {rhs:.6g} (relative "
+                         f"error {error:.1e} > rtol={rtol:g}) on random signals of shape "
+                         f"{signal_shape}. {hint}")
+    return error
+
+
+class LinearOperator(ParameterObject):
+    """Base class of forward operators.
+
+    Subclasses implement :meth:`forward` and :meth:`adjoint`, and may override
+    :meth:`measurement_shape` (default: same as the signal),
+    :meth:`check_signal_shape` (validation) and :meth:`norm` (exact value
+    instead of power iteration). To plug in an operator written as two torch
+    functions without subclassing, use :class:`CallableOperator`.
+    """
+
+    def forward(self, x):
+        """Apply ``A`` to a batch ``x`` of shape ``(n, *signal_shape)``."""
+        raise NotImplementedError
+
+    def adjoint(self, z):
+        """Apply ``Aᵀ`` to a batch ``z`` of shape ``(n, *measurement_shape)``."""
+        raise NotImplementedError
+
+    def measurement_shape(self, signal_shape):
+        """Shape of one measurement for a signal of shape ``signal_shape``."""
+        return tuple(signal_shape)
+
+    def check_signal_shape(self, signal_shape):
+        """Raise ``ValueError`` if the operator cannot act on ``signal_shape``."""
+
+    def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
+        """Operator norm ``‖A‖`` on signals of shape ``signal_shape``.
+
+        Estimated by power iteration on ``AᵀA``; subclasses with a closed
+        form override it.
+        """
+        self.check_signal_shape(signal_shape)
+        gram = power_iteration(lambda x: self.adjoint(self.forward(x)),
+                               tuple(signal_shape), device=device, dtype=dtype)
+        return math.sqrt(max(gram, 0.0))
