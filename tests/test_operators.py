@@ -108,3 +108,28 @@ def test_inpainting_mask_drawn_without_seed_survives_pickling():
     before = operator.forward(x)
     assert torch.equal(pickle.loads(pickle.dumps(operator)).forward(x), before)
     assert torch.equal(operator.forward(x), before)  # pickling keeps the live cache
+
+
+def test_assigning_a_parameter_drops_cached_tensors():
+    """Issue 13: `op.sigma = 3.0` after a first use must not keep the σ=1 kernel."""
+    from retune_sklearn.operators import MatrixOperator
+
+    x = torch.zeros((1, 32, 32), dtype=torch.float64)
+    x[0, 8, 8] = 1.0
+    blur = Blur(sigma=1.0)
+    blur.forward(x)
+    blur.sigma = 3.0
+    torch.testing.assert_close(blur.forward(x), Blur(sigma=3.0).forward(x))
+
+    inpainting = Inpainting(mask=np.ones((32, 32)))
+    inpainting.forward(x)
+    half = np.ones((32, 32))
+    half[:16] = 0
+    inpainting.mask = half
+    assert torch.equal(inpainting.forward(x), torch.zeros_like(x))  # the impulse is at row 8
+
+    matrix = MatrixOperator(np.eye(3))
+    matrix.forward(torch.ones(1, 3, dtype=torch.float64))
+    matrix.A = 2 * np.eye(3)
+    assert torch.equal(matrix.forward(torch.ones(1, 3, dtype=torch.float64)),
+                       torch.full((1, 3), 2.0, dtype=torch.float64))
