@@ -133,3 +133,30 @@ def test_assigning_a_parameter_drops_cached_tensors():
     matrix.A = 2 * np.eye(3)
     assert torch.equal(matrix.forward(torch.ones(1, 3, dtype=torch.float64)),
                        torch.full((1, 3), 2.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("operator, label", [
+    (Blur(sigma=1e5), r"Blur kernel of shape \(600001, 600001\) is larger"),
+    (Blur(sigma=1.0, size=10**6 + 1), r"Blur kernel of shape \(1000001, 1000001\) is larger"),
+])
+def test_huge_kernel_is_refused_before_it_is_built(operator, label):
+    """Issue 13: the size check must come before a kernel of terabytes is allocated."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=label):
+            operator.check_signal_shape((16, 16))
+        with pytest.raises(ValueError, match=label):
+            operator.forward(torch.zeros(1, 16, 16))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10**7
+
+
+def test_huge_downsampling_filter_is_refused_before_it_is_built():
+    from retune_sklearn.operators import Downsampling
+
+    with pytest.raises(ValueError, match=r"Downsampling filter of shape \(600001, 600001\)"):
+        Downsampling(2, sigma=1e5).check_signal_shape((16, 16))

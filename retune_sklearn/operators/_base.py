@@ -119,9 +119,12 @@ def check_adjoint(operator, signal_shape, *, n_samples=2, rtol=1e-4, device="cpu
 class LinearOperator(ParameterObject):
     """Base class of forward operators.
 
-    Subclasses implement :meth:`forward` and :meth:`adjoint`, and may override
-    :meth:`measurement_shape` (default: same as the signal),
-    :meth:`check_signal_shape` (validation) and :meth:`norm` (exact value
+    Subclasses implement :meth:`forward` and :meth:`adjoint` (returning new
+    tensors: never modify the input in place), declare the constraints of
+    their parameters in ``_parameter_constraints`` (validated by
+    :meth:`check_signal_shape`), and may override :meth:`measurement_shape`
+    (default: same as the signal), ``_check_signal_shape`` (checks between
+    parameters and against the signal shape) and :meth:`norm` (exact value
     instead of power iteration). To plug in an operator written as two torch
     functions without subclassing, use :class:`CallableOperator`.
     """
@@ -137,9 +140,6 @@ class LinearOperator(ParameterObject):
     def measurement_shape(self, signal_shape):
         """Shape of one measurement for a signal of shape ``signal_shape``."""
         return tuple(signal_shape)
-
-    def check_signal_shape(self, signal_shape):
-        """Raise ``ValueError`` if the operator cannot act on ``signal_shape``."""
 
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
         """Operator norm ``‖A‖`` on signals of shape ``signal_shape``.

@@ -7,6 +7,28 @@ import torch
 from ._base import LinearOperator
 
 
+class _SharedName:
+    """A parameter that shares its name with a method.
+
+    The value lives in the instance ``__dict__`` under the parameter's name,
+    where ``get_params``, ``set_params``, ``clone`` and pickling find it;
+    reading the attribute gives the method ``method`` that uses it
+    (``op.forward(x)`` calls the ``forward`` parameter through checks).
+    """
+
+    def __init__(self, method):
+        self.method = method
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        return getattr(objtype if obj is None else obj, self.method)
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = value
+
+
 class CallableOperator(LinearOperator):
     """A forward operator given as two torch callables: the way to plug in your own.
 
@@ -32,7 +54,9 @@ class CallableOperator(LinearOperator):
     Notes
     -----
     The parameters are readable with ``get_params()`` (``op.forward`` is the
-    method that calls the ``forward`` parameter). Pickling (and so
+    method that calls the ``forward`` parameter). Each callable receives a
+    copy of its input, so one that works in place (``z.mul_(m)``) cannot
+    change your data or the solver's iterates. Pickling (and so
     ``joblib`` parallelism in ``GridSearchCV(n_jobs>1)`` and saving a fitted
     estimator) pickles the callables by reference: use module-level
     functions (or ``functools.partial`` of them), not lambdas or nested
@@ -54,77 +78,27 @@ class CallableOperator(LinearOperator):
     True
     """
 
-    _PARAMS = ("forward", "adjoint", "measurement_shape")
+    _parameter_constraints = {
+        "forward": [callable],
+        "adjoint": [callable],
+        "measurement_shape": [None, tuple, list, callable],
+    }
+
+    forward = _SharedName("_apply_forward")
+    adjoint = _SharedName("_apply_adjoint")
+    measurement_shape = _SharedName("_measurement_shape")
 
     def __init__(self, forward, adjoint, measurement_shape=None):
-        # Stored under private names: `forward`, `adjoint` and `measurement_shape`
-        # are the operator's methods (get_params/set_params below map the names).
-        self._forward_fn = forward
-        self._adjoint_fn = adjoint
-        self._measurement_shape_spec = measurement_shape
+        self.forward = forward
+        self.adjoint = adjoint
+        self.measurement_shape = measurement_shape
 
-    def _param_values(self):
-        return {"forward": self._forward_fn, "adjoint": self._adjoint_fn,
-                "measurement_shape": self._measurement_shape_spec}
+    def _check_signal_shape(self, signal_shape):
+        self._measurement_shape(signal_shape)
 
-    def get_params(self, deep=True):
-        """Get the parameters ``forward``, ``adjoint`` and ``measurement_shape``.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            Also return the parameters of parameters that have ``get_params``.
-
-        Returns
-        -------
-        dict
-        """
-        out = {}
-        for key, value in self._param_values().items():
-            if deep and hasattr(value, "get_params") and not isinstance(value, type):
-                out.update((f"{key}__{k}", v) for k, v in value.get_params().items())
-            out[key] = value
-        return out
-
-    def set_params(self, **params):
-        """Set the parameters ``forward``, ``adjoint`` and ``measurement_shape``.
-
-        Returns
-        -------
-        self : CallableOperator
-        """
-        attributes = {"forward": "_forward_fn", "adjoint": "_adjoint_fn",
-                      "measurement_shape": "_measurement_shape_spec"}
-        nested = {}
-        for key, value in params.items():
-            name, delim, sub_key = key.partition("__")
-            if name not in attributes:
-                raise ValueError(f"Invalid parameter {name!r} for estimator {self}. Valid "
-                                 f"parameters are: {list(self._PARAMS)!r}.")
-            if delim:
-                nested.setdefault(name, {})[sub_key] = value
-            else:
-                setattr(self, attributes[name], value)
-        for name, sub_params in nested.items():
-            getattr(self, attributes[name]).set_params(**sub_params)
-        self.__dict__.pop("_cache", None)
-        return self
-
-    def _callable(self, name):
-        function = self._param_values()[name]
-        if not callable(function):
-            raise TypeError(f"CallableOperator `{name}` must be a callable mapping torch "
-                            f"tensors to torch tensors; got {type(function).__name__}.")
-        return function
-
-    def check_signal_shape(self, signal_shape):
-        self._callable("forward")
-        self._callable("adjoint")
-        self.measurement_shape(signal_shape)
-
-    def measurement_shape(self, signal_shape):
+    def _measurement_shape(self, signal_shape):
         signal_shape = tuple(signal_shape)
-        spec = self._measurement_shape_spec
+        spec = self.__dict__["measurement_shape"]
         if spec is None:
             return signal_shape
         value = spec(signal_shape) if callable(spec) else spec
@@ -141,16 +115,22 @@ class CallableOperator(LinearOperator):
         return tuple(int(s) for s in shape)
 
     def _call(self, name, tensor):
-        out = self._callable(name)(tensor)
+        function = self.__dict__[name]
+        if not callable(function):
+            self._validate_params()  # raises, naming the parameter
+        # A copy: the callable may work in place without touching what the caller still needs.
+        out = function(tensor.clone())
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"CallableOperator `{name}` must return a torch.Tensor; got "
                             f"{type(out).__name__}.")
         return out
 
-    def forward(self, x):
+    def _apply_forward(self, x):
+        """Apply the ``forward`` callable to a batch ``x`` of shape ``(n, *signal_shape)``."""
         return self._call("forward", x)
 
-    def adjoint(self, z):
+    def _apply_adjoint(self, z):
+        """Apply the ``adjoint`` callable to a batch ``z`` of shape ``(n, *measurement_shape)``."""
         return self._call("adjoint", z)
 
     def _adjoint_hint(self):

@@ -1,12 +1,13 @@
 """Circular convolutions: :class:`Blur` and :class:`Downsampling` (blur then decimation)."""
 
 import math
-import numbers
+from numbers import Real
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import StrOptions
 
-from .._params import spatial_ndim
+from .._params import StrictInterval, positive_int, spatial_ndim
 from ._base import LinearOperator
 
 
@@ -19,7 +20,6 @@ def gaussian_kernel(sigma, size, ndim):
     for _ in range(ndim - 1):
         kernel = np.multiply.outer(kernel, profile)
     return kernel / kernel.sum()
-
 
 
 class Blur(LinearOperator):
@@ -43,41 +43,59 @@ class Blur(LinearOperator):
     (channels of ``(C, H, W)`` images are blurred independently).
     """
 
+    _parameter_constraints = {
+        "sigma": [None, StrictInterval(Real, 0, None, closed="neither")],
+        "kernel": [None, "array-like"],
+        "size": [None, positive_int()],
+    }
+
     def __init__(self, sigma=None, kernel=None, size=None):
         self.sigma = sigma
         self.kernel = kernel
         self.size = size
 
+    def _explicit_kernel(self, ndim):
+        kernel = np.asarray(self.kernel, dtype=np.float64)
+        if kernel.ndim != ndim or not np.all(np.isfinite(kernel)):
+            raise ValueError(f"Blur `kernel` must be a finite {ndim}-D array for "
+                             f"these signals; got shape {kernel.shape}.")
+        return kernel
+
+    def kernel_shape(self, ndim):
+        """Shape of the kernel with ``ndim`` axes (a Gaussian one is not built)."""
+        if (self.sigma is None) == (self.kernel is None):
+            raise ValueError("Blur needs exactly one of `sigma` and `kernel`; got "
+                             f"sigma={self.sigma!r}, "
+                             f"kernel={'given' if self.kernel is not None else None}.")
+        if self.kernel is not None:
+            return self._explicit_kernel(ndim).shape
+        size = self.size if self.size is not None else 2 * math.ceil(3 * self.sigma) + 1
+        if size % 2 == 0:
+            raise ValueError(f"Blur `size` must be a positive odd integer; got {self.size!r}.")
+        return (size,) * ndim
+
     def kernel_array(self, ndim):
         """The convolution kernel as a float64 numpy array with ``ndim`` axes."""
-        if (self.sigma is None) == (self.kernel is None):
-            raise ValueError("Blur needs exactly one of `sigma` and `kernel`; "
-                             f"got sigma={self.sigma!r}, kernel={'given' if self.kernel is not None else None}.")
+        shape = self.kernel_shape(ndim)
         if self.kernel is not None:
-            kernel = np.asarray(self.kernel, dtype=np.float64)
-            if kernel.ndim != ndim or not np.all(np.isfinite(kernel)):
-                raise ValueError(f"Blur `kernel` must be a finite {ndim}-D array for "
-                                 f"these signals; got shape {kernel.shape}.")
-            return kernel
-        if not isinstance(self.sigma, numbers.Real) or not self.sigma > 0:
-            raise ValueError(f"Blur `sigma` must be a positive number; got {self.sigma!r}.")
-        size = self.size if self.size is not None else 2 * math.ceil(3 * self.sigma) + 1
-        if not isinstance(size, numbers.Integral) or size < 1 or size % 2 == 0:
-            raise ValueError(f"Blur `size` must be a positive odd integer; got {self.size!r}.")
-        return gaussian_kernel(self.sigma, size, ndim)
+            return self._explicit_kernel(ndim)
+        return gaussian_kernel(self.sigma, shape[0], ndim)
 
-    def check_signal_shape(self, signal_shape):
-        ndim = spatial_ndim(signal_shape)
-        kernel = self.kernel_array(ndim)
-        spatial = tuple(signal_shape[-ndim:])
-        if any(k > s for k, s in zip(kernel.shape, spatial)):
-            raise ValueError(f"Blur kernel of shape {kernel.shape} is larger than the "
-                             f"signal's spatial shape {spatial}; use a smaller `sigma`, "
-                             "`size` or `kernel`.")
+    def _check_kernel_fits(self, spatial_shape, label="Blur kernel",
+                           remedy="`sigma`, `size` or `kernel`"):
+        """Refuse a kernel larger than the signal, before building it."""
+        shape = self.kernel_shape(len(spatial_shape))
+        if any(k > s for k, s in zip(shape, spatial_shape)):
+            raise ValueError(f"{label} of shape {shape} is larger than the signal's spatial "
+                             f"shape {tuple(spatial_shape)}; use a smaller {remedy}.")
+
+    def _check_signal_shape(self, signal_shape):
+        self._check_kernel_fits(signal_shape[-spatial_ndim(signal_shape):])
 
     def padded_kernel(self, spatial_shape):
         """The kernel zero-padded to ``spatial_shape``, centred at index 0 (float64 numpy)."""
         ndim = len(spatial_shape)
+        self._check_kernel_fits(spatial_shape)
         kernel = self.kernel_array(ndim)
         padded = np.zeros(spatial_shape)
         padded[tuple(slice(0, k) for k in kernel.shape)] = kernel
@@ -111,7 +129,6 @@ class Blur(LinearOperator):
         ndim = spatial_ndim(signal_shape)
         otf = self._transfer_function(tuple(signal_shape[-ndim:]), "cpu", torch.float64)
         return float(otf.abs().max())
-
 
 
 _FILTERS = ("gaussian", "box", "none")
@@ -172,39 +189,24 @@ class Downsampling(LinearOperator):
     torch.Size([5, 3, 16, 16])
     """
 
+    _parameter_constraints = {
+        "factor": [positive_int()],
+        "filter": [StrOptions(set(_FILTERS)), "array-like"],
+        "sigma": [None, StrictInterval(Real, 0, None, closed="neither")],
+    }
+
     def __init__(self, factor=2, filter="gaussian", sigma=None):
         self.factor = factor
         self.filter = filter
         self.sigma = sigma
 
-    def _factor(self):
-        factor = self.factor
-        if (not isinstance(factor, numbers.Integral) or isinstance(factor, bool)
-                or factor < 1):
-            raise ValueError(f"Downsampling `factor` must be a positive integer; got {factor!r}.")
-        return int(factor)
-
     def _filter_name(self):
         """The filter's name, or None for an explicit kernel."""
-        if isinstance(self.filter, str):
-            if self.filter not in _FILTERS:
-                raise ValueError(f"Downsampling `filter` must be one of {_FILTERS} or an "
-                                 f"array-like kernel; got {self.filter!r}.")
-            name = self.filter
-        elif self.filter is None:
-            raise ValueError(f"Downsampling `filter` must be one of {_FILTERS} or an "
-                             "array-like kernel; got None (use filter='none' for no filter).")
-        else:
-            name = None
-        if self.sigma is not None:
-            if name != "gaussian":
-                shown = repr(name) if name is not None else "an explicit kernel"
-                raise ValueError("Downsampling `sigma` is only used with filter='gaussian'; "
-                                 f"got sigma={self.sigma!r} with filter={shown}.")
-            if (not isinstance(self.sigma, numbers.Real) or isinstance(self.sigma, bool)
-                    or not 0 < self.sigma < math.inf):
-                raise ValueError("Downsampling `sigma` must be a positive number; "
-                                 f"got {self.sigma!r}.")
+        name = self.filter if isinstance(self.filter, str) else None
+        if self.sigma is not None and name != "gaussian":
+            shown = repr(name) if name is not None else "an explicit kernel"
+            raise ValueError("Downsampling `sigma` is only used with filter='gaussian'; "
+                             f"got sigma={self.sigma!r} with filter={shown}.")
         return name
 
     def blur(self, ndim):
@@ -216,7 +218,7 @@ class Downsampling(LinearOperator):
             Number of spatial axes of the signals.
         """
         def build():
-            factor, name = self._factor(), self._filter_name()
+            factor, name = int(self.factor), self._filter_name()
             if name == "none":
                 return None
             if name == "gaussian":
@@ -239,33 +241,27 @@ class Downsampling(LinearOperator):
             return Blur(kernel=kernel)
         return self._cached(("blur", ndim), build)
 
-    def check_signal_shape(self, signal_shape):
-        signal_shape = tuple(signal_shape)
-        factor = self._factor()
-        ndim = spatial_ndim(signal_shape)
-        spatial = signal_shape[-ndim:]
+    def _check_signal_shape(self, signal_shape):
+        factor = int(self.factor)
+        spatial = signal_shape[-spatial_ndim(signal_shape):]
         if any(s % factor for s in spatial):
             raise ValueError(f"Downsampling factor={factor} must divide the spatial sizes of "
                              f"the signals; got signal shape {signal_shape} (spatial "
                              f"{spatial}). Crop or pad y, or change `factor`.")
-        blur = self.blur(ndim)
+        blur = self.blur(len(spatial))
         if blur is not None:
-            kernel_shape = blur.kernel_array(ndim).shape
-            if any(k > s for k, s in zip(kernel_shape, spatial)):
-                raise ValueError(f"Downsampling filter of shape {kernel_shape} is larger than "
-                                 f"the signal's spatial shape {spatial}; use a smaller "
-                                 "`sigma` or kernel.")
+            blur._check_kernel_fits(spatial, "Downsampling filter", "`sigma` or kernel")
 
     def measurement_shape(self, signal_shape):
         signal_shape = tuple(signal_shape)
         self.check_signal_shape(signal_shape)
-        factor = self._factor()
+        factor = int(self.factor)
         ndim = spatial_ndim(signal_shape)
         return signal_shape[:-ndim] + tuple(s // factor for s in signal_shape[-ndim:])
 
     def forward(self, x):
         ndim = 1 if x.dim() == 2 else 2
-        factor = self._factor()
+        factor = int(self.factor)
         blur = self.blur(ndim)
         if blur is not None:
             x = blur.forward(x)
@@ -274,7 +270,7 @@ class Downsampling(LinearOperator):
 
     def adjoint(self, z):
         ndim = 1 if z.dim() == 2 else 2
-        factor = self._factor()
+        factor = int(self.factor)
         shape = tuple(z.shape[:-ndim]) + tuple(s * factor for s in z.shape[-ndim:])
         up = z.new_zeros(shape)
         up[(Ellipsis,) + (slice(None, None, factor),) * ndim] = z
@@ -288,7 +284,7 @@ class Downsampling(LinearOperator):
         blur = self.blur(ndim)
         if blur is None:
             return 1.0
-        factor = self._factor()
+        factor = int(self.factor)
         spatial = signal_shape[-ndim:]
         power = np.abs(np.fft.fftn(blur.padded_kernel(spatial))) ** 2
         # Frequency k + j·(N/f) aliases onto k on the coarse grid: average over j.

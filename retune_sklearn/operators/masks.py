@@ -1,11 +1,12 @@
 """Operators that keep the signal's shape: :class:`Identity` and :class:`Inpainting`."""
 
-import numbers
+from numbers import Real
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from .._params import StrictInterval
 from ._base import LinearOperator
 
 
@@ -20,7 +21,6 @@ class Identity(LinearOperator):
 
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
         return 1.0
-
 
 
 class Inpainting(LinearOperator):
@@ -44,6 +44,12 @@ class Inpainting(LinearOperator):
     Measurements keep the signal's shape (missing entries are zeros).
     """
 
+    _parameter_constraints = {
+        "mask": [None, "array-like"],
+        "keep_prob": [StrictInterval(Real, 0, 1, closed="right")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, mask=None, keep_prob=0.5, random_state=0):
         self.mask = mask
         self.keep_prob = keep_prob
@@ -53,9 +59,6 @@ class Inpainting(LinearOperator):
         """The mask as a float64 array broadcastable to ``signal_shape``."""
         signal_shape = tuple(signal_shape)
         if self.mask is None:
-            if not isinstance(self.keep_prob, numbers.Real) or not 0 < self.keep_prob <= 1:
-                raise ValueError("Inpainting `keep_prob` must be in (0, 1]; "
-                                 f"got {self.keep_prob!r}.")
             rng = check_random_state(self.random_state)
             return (rng.random_sample(signal_shape) < self.keep_prob).astype(np.float64)
         mask = np.asarray(self.mask)
@@ -68,16 +71,20 @@ class Inpainting(LinearOperator):
             raise ValueError("Inpainting `mask` keeps no entry (all zeros).")
         return mask.astype(np.float64)
 
-    def check_signal_shape(self, signal_shape):
+    def _check_signal_shape(self, signal_shape):
         self.mask_array(signal_shape)
+
+    def _drawn_mask(self, shape):
+        """:meth:`mask_array` for ``shape``, drawn once: with random_state=None, every
+        dtype and device (power iteration in float64, training in float32) must see
+        the same mask."""
+        return self._cached(("mask", shape), lambda: self.mask_array(shape))
 
     def _mask_tensor(self, x):
         # The signal shape is unknown here; the cached mask is keyed by the
         # trailing shape of the batch (mask shapes are checked at fit time).
         shape = tuple(x.shape[1:])
-        # One draw per shape: with random_state=None, every dtype and device
-        # (power iteration in float64, training in float32) must see the same mask.
-        mask = self._cached(("mask", shape), lambda: self.mask_array(shape))
+        mask = self._drawn_mask(shape)
         return self._cached(("mask", shape, str(x.device), x.dtype), lambda: torch.as_tensor(
             mask, dtype=x.dtype, device=x.device))
 
@@ -98,4 +105,5 @@ class Inpainting(LinearOperator):
         return z * self._mask_tensor(z)
 
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
-        return float(self.mask_array(signal_shape).max())
+        self.check_signal_shape(signal_shape)
+        return float(self._drawn_mask(tuple(signal_shape)).max())

@@ -72,6 +72,10 @@ class MatrixOperator(LinearOperator):
     tensor([[ 3., 12.]], dtype=torch.float64)
     """
 
+    _parameter_constraints = {
+        "A": ["array-like", "sparse matrix", scipy.sparse.linalg.LinearOperator],
+    }
+
     def __init__(self, A):
         self.A = A
 
@@ -123,9 +127,8 @@ class MatrixOperator(LinearOperator):
         """``(m, d)``: measurements and features of ``A``."""
         return tuple(self._matrix()[1].shape)
 
-    def check_signal_shape(self, signal_shape):
+    def _check_signal_shape(self, signal_shape):
         d = self.shape[1]
-        signal_shape = tuple(signal_shape)
         if signal_shape != (d,):
             raise ValueError(f"MatrixOperator acts on 1-D signals of length d = A.shape[1] = "
                              f"{d}; got signals of shape {signal_shape}. Give y as "
@@ -211,7 +214,8 @@ def _torch_csr(matrix, device, dtype):
 def _numpy_map(matmat, name):
     """Wrap ``matmat`` (numpy, columns) as a torch map of 2-D row batches."""
     def apply(x):
-        array = x.detach().to(device="cpu", dtype=torch.float64).numpy()
+        # A copy: the user's matmat must not see (and may not modify) the iterate itself.
+        array = x.detach().to(device="cpu", dtype=torch.float64).numpy().copy()
         try:
             out = matmat(array.T)
         except (NotImplementedError, TypeError) as error:
