@@ -1,10 +1,9 @@
 """Plug-and-play: :class:`LearnedDenoiser`, a small CNN in place of the prox."""
 
-import numbers
-
 import torch
 
-from ._base import Regularizer
+from .._params import positive_int
+from ._base import Regularizer, scalar_weight
 
 
 class LearnedDenoiser(Regularizer):
@@ -43,18 +42,20 @@ class LearnedDenoiser(Regularizer):
     0.01) than for classical weights, and a larger ``init_weight`` (e.g. 1).
     """
 
+    _parameter_constraints = {
+        "n_layers": [positive_int()],
+        "n_channels": [positive_int()],
+        "kernel_size": [positive_int()],
+        "lipschitz_bound": ["boolean"],
+    }
+
     def __init__(self, n_layers=3, n_channels=16, kernel_size=3, lipschitz_bound=True):
         self.n_layers = n_layers
         self.n_channels = n_channels
         self.kernel_size = kernel_size
         self.lipschitz_bound = lipschitz_bound
 
-    def check_signal_shape(self, signal_shape):
-        for name in ("n_layers", "n_channels", "kernel_size"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"LearnedDenoiser `{name}` must be a positive integer; "
-                                 f"got {value!r}.")
+    def _check_signal_shape(self, signal_shape):
         if self.kernel_size % 2 == 0:
             raise ValueError(f"LearnedDenoiser `kernel_size` must be odd; got {self.kernel_size}.")
 
@@ -107,7 +108,7 @@ class LearnedDenoiser(Regularizer):
         if not network:
             raise ValueError("LearnedDenoiser needs its network tensors (from "
                              "init_parameters or a fitted estimator's regularizer_params_).")
-        return u - thresholds[0] * self._network(u, network)
+        return u - scalar_weight(thresholds, u) * self._network(u, network)
 
     def penalty(self, u, weights):
         raise NotImplementedError("LearnedDenoiser has no explicit penalty (plug-and-play).")

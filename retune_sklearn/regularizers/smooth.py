@@ -1,8 +1,11 @@
 """Quadratic regularization: :class:`Tikhonov`."""
 
+from numbers import Integral
+
 import torch
 
-from ._base import Regularizer, _difference_axes, _gradient
+from .._params import StrictInterval
+from ._base import Regularizer, _difference_axes, _gradient, group_weights, scalar_weight
 
 
 class Tikhonov(Regularizer):
@@ -22,12 +25,10 @@ class Tikhonov(Regularizer):
     the Fourier domain, where periodic ``DᵀD`` is diagonal.
     """
 
+    _parameter_constraints = {"order": [StrictInterval(Integral, 0, 1, closed="both")]}
+
     def __init__(self, order=0):
         self.order = order
-
-    def check_signal_shape(self, signal_shape):
-        if self.order not in (0, 1):
-            raise ValueError(f"Tikhonov `order` must be 0 or 1; got {self.order!r}.")
 
     def weight_names(self, signal_shape):
         self.check_signal_shape(signal_shape)
@@ -49,14 +50,16 @@ class Tikhonov(Regularizer):
         return self._cached(("symbol", shape), build).to(device=x.device, dtype=x.dtype), axes
 
     def prox(self, u, thresholds, network=None):
+        threshold = scalar_weight(thresholds, u)
         if self.order == 0:
-            return u / (1 + thresholds[0])
+            return u / (1 + threshold)
         symbol, axes = self._laplacian_symbol(u)
-        spectrum = torch.fft.rfftn(u, dim=axes) / (1 + thresholds[0] * symbol)
+        spectrum = torch.fft.rfftn(u, dim=axes) / (1 + threshold * symbol)
         return torch.fft.irfftn(spectrum, s=tuple(u.shape[a] for a in axes), dim=axes)
 
     def penalty(self, u, weights):
+        weight = group_weights(weights, len(u))[:, 0]
         if self.order == 0:
-            return 0.5 * weights[0] * u.flatten(1).pow(2).sum(dim=1)
+            return 0.5 * weight * u.flatten(1).pow(2).sum(dim=1)
         axes = _difference_axes(u)
-        return 0.5 * weights[0] * _gradient(u, axes).flatten(1).pow(2).sum(dim=1)
+        return 0.5 * weight * _gradient(u, axes).flatten(1).pow(2).sum(dim=1)

@@ -1,12 +1,12 @@
 """Sparsity: :class:`L1Norm` (of the signal) and :class:`WaveletL1` (of wavelet coefficients)."""
 
-import numbers
-
 import torch
+from sklearn.utils._param_validation import StrOptions
 
-from .._params import spatial_ndim
+from .._params import positive_int, spatial_ndim
 from ..wavelets import WaveletTransform
-from ._base import Regularizer, _norm, soft_threshold
+from ._base import (Regularizer, batch_view, group_weights, safe_norm, scalar_weight,
+                    soft_threshold)
 
 
 class L1Norm(Regularizer):
@@ -21,10 +21,10 @@ class L1Norm(Regularizer):
         return ["l1"]
 
     def prox(self, u, thresholds, network=None):
-        return soft_threshold(u, thresholds[0])
+        return soft_threshold(u, scalar_weight(thresholds, u))
 
     def penalty(self, u, weights):
-        return weights[0] * u.abs().flatten(1).sum(dim=1)
+        return group_weights(weights, len(u))[:, 0] * u.abs().flatten(1).sum(dim=1)
 
 
 _WEIGHT_MODES = ("scalar", "level", "subband")
@@ -76,6 +76,16 @@ class WaveletL1(Regularizer):
         axis.
     """
 
+    _parameter_constraints = {
+        "wavelet": [str],
+        "levels": [positive_int()],
+        "weights": [StrOptions(set(_WEIGHT_MODES))],
+        "penalize_approximation": ["boolean"],
+        "translation_invariant": ["boolean"],
+        "n_shifts": [positive_int()],
+        "channels": [StrOptions({"shared", "separate", "group"})],
+    }
+
     def __init__(self, wavelet="db4", levels=3, weights="subband", penalize_approximation=True,
                  translation_invariant=False, n_shifts=2, channels="shared"):
         self.wavelet = wavelet
@@ -87,20 +97,12 @@ class WaveletL1(Regularizer):
         self.channels = channels
 
     def _transform(self, ndim):
-        if self.weights not in _WEIGHT_MODES:
-            raise ValueError(f"WaveletL1 `weights` must be one of {_WEIGHT_MODES}; "
-                             f"got {self.weights!r}.")
-        if not isinstance(self.levels, numbers.Integral) or isinstance(self.levels, bool):
-            raise TypeError(f"WaveletL1 `levels` must be an integer; got {self.levels!r}.")
         return self._cached(("transform", ndim),
                             lambda: WaveletTransform(self.wavelet, int(self.levels), ndim))
 
-    def check_signal_shape(self, signal_shape):
-        if self.channels not in ("shared", "separate", "group"):
-            raise ValueError("WaveletL1 `channels` must be 'shared', 'separate' or 'group'; "
-                             f"got {self.channels!r}.")
+    def _check_signal_shape(self, signal_shape):
         ndim = spatial_ndim(signal_shape)
-        self._transform(ndim).check_shape(tuple(signal_shape[-ndim:]))
+        self._transform(ndim).check_shape(signal_shape[-ndim:])
 
     def _groups(self, spatial_shape):
         """Map each coefficient position to a weight index (-1: unpenalized).
@@ -140,9 +142,6 @@ class WaveletL1(Regularizer):
 
     def _shifts(self, ndim):
         """The circular shifts of the translation-invariant frame."""
-        if not isinstance(self.n_shifts, numbers.Integral) or self.n_shifts < 1:
-            raise ValueError(f"WaveletL1 `n_shifts` must be a positive integer; "
-                             f"got {self.n_shifts!r}.")
         grid = torch.cartesian_prod(*[torch.arange(self.n_shifts)] * ndim).reshape(-1, ndim)
         return [tuple(int(v) for v in shift) for shift in grid]
 
@@ -178,36 +177,39 @@ class WaveletL1(Regularizer):
                      for i, s in enumerate(shifts)]
         return torch.stack(unshifted).sum(dim=0) / len(shifts) ** 0.5
 
-    def _coefficient_weights(self, u, weights):
-        """Broadcast per-group ``weights`` to a map of ``u``'s spatial shape.
+    def _coefficient_weights(self, u, weights, rank):
+        """Per-group ``weights`` as a map of ``u``'s spatial shape, viewed with ``rank`` axes.
 
-        With ``channels="separate"`` the map also has the channel axis.
+        The map has a batch axis (of length 1 for weights shared by the batch)
+        and, with ``channels="separate"``, the channel axis.
         """
         ndim = self._signal_ndim(u)
         index, _ = self._groups(tuple(u.shape[-ndim:]))
         index = self._cached(("index", index.shape, str(u.device)), lambda: index.to(u.device))
+        rows = group_weights(weights, len(u))
+        if weights.dim() == 1:
+            rows = rows[:1]  # shared by the batch: one map, broadcast over the samples
         if self.channels == "separate" and self._has_channels(u):
-            per_channel = weights.reshape(u.shape[-3], -1)
-            padded = torch.cat([per_channel, per_channel.new_zeros(len(per_channel), 1)], dim=1)
-            return padded[:, index]  # index -1 -> the appended zero weight
-        padded = torch.cat([weights, weights.new_zeros(1)])
-        return padded[index]
+            rows = rows.reshape(len(rows), u.shape[-3], -1)
+        padded = torch.cat([rows, rows.new_zeros(*rows.shape[:-1], 1)], dim=-1)
+        return batch_view(padded[..., index], rank)  # index -1 -> the appended zero weight
 
     def _grouped(self, u):
         """Whether the channel axis (-3) of ``u`` is a group of the ℓ1,2 norm."""
         return self.channels == "group" and self._has_channels(u)
 
     def prox(self, u, thresholds, network=None):
-        threshold = self._coefficient_weights(u, thresholds)
+        threshold = self._coefficient_weights(u, thresholds, u.dim())
         if not self._grouped(u):
             return soft_threshold(u, threshold)
-        norms = _norm(u, dim=-3, keepdim=True)
+        norms = safe_norm(u, dim=-3, keepdim=True)
         # Group soft-thresholding: shrink the colour vector of each coefficient.
         return u * torch.relu(1 - threshold / norms.clamp_min(torch.finfo(u.dtype).tiny))
 
     def penalty(self, u, weights):
-        magnitude = _norm(u, dim=-3) if self._grouped(u) else u.abs()
-        return (self._coefficient_weights(u, weights) * magnitude).flatten(1).sum(dim=1)
+        magnitude = safe_norm(u, dim=-3) if self._grouped(u) else u.abs()
+        weight_map = self._coefficient_weights(u, weights, magnitude.dim())
+        return (weight_map * magnitude).flatten(1).sum(dim=1)
 
 
 def _renumber(group_of):

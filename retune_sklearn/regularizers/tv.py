@@ -1,11 +1,13 @@
 """Total variation: :class:`TotalVariation` (prox by an inner dual solver)."""
 
 import math
-import numbers
 
 import torch
+from sklearn.utils._param_validation import StrOptions
 
-from ._base import Regularizer, _difference_axes, _gradient, _gradient_adjoint, _norm
+from .._params import positive_int
+from ._base import (Regularizer, _difference_axes, _gradient, _gradient_adjoint, group_weights,
+                    safe_norm)
 
 
 class TotalVariation(Regularizer):
@@ -33,35 +35,37 @@ class TotalVariation(Regularizer):
     Increase ``n_inner`` for a more exact prox.
     """
 
+    _parameter_constraints = {
+        "weights": [StrOptions({"scalar", "direction"})],
+        "isotropic": ["boolean"],
+        "n_inner": [positive_int()],
+    }
+
     def __init__(self, weights="scalar", isotropic=True, n_inner=20):
         self.weights = weights
         self.isotropic = isotropic
         self.n_inner = n_inner
 
-    def check_signal_shape(self, signal_shape):
-        if self.weights not in ("scalar", "direction"):
-            raise ValueError("TotalVariation `weights` must be 'scalar' or 'direction'; "
-                             f"got {self.weights!r}.")
+    def _check_signal_shape(self, signal_shape):
         if self.weights == "direction" and (self.isotropic or len(signal_shape) == 1):
             raise ValueError("TotalVariation(weights='direction') needs isotropic=False "
                              "and 2-D images.")
-        if not isinstance(self.n_inner, numbers.Integral) or self.n_inner < 1:
-            raise ValueError(f"TotalVariation `n_inner` must be a positive integer; "
-                             f"got {self.n_inner!r}.")
 
     def weight_names(self, signal_shape):
         self.check_signal_shape(signal_shape)
         return ["horizontal", "vertical"] if self.weights == "direction" else ["tv"]
 
     def _radii(self, thresholds, q):
-        """Per-axis bound of the dual variable, broadcast to ``q``."""
-        radii = thresholds if self.weights == "direction" else thresholds.expand(q.shape[1])
-        return radii.reshape((1, -1) + (1,) * (q.dim() - 2))
+        """Per-sample, per-axis bound of the dual variable ``q`` (axis 1), broadcast to ``q``."""
+        radii = group_weights(thresholds, len(q))
+        if self.weights != "direction":
+            radii = radii[:, :1].expand(-1, q.shape[1])
+        return radii.reshape(radii.shape + (1,) * (q.dim() - 2))
 
     def _project(self, q, radii):
         if not self.isotropic:
             return torch.maximum(torch.minimum(q, radii), -radii)
-        norm = _norm(q, dim=1, keepdim=True)
+        norm = safe_norm(q, dim=1, keepdim=True)
         return q * (radii / torch.maximum(norm, radii))
 
     def prox(self, u, thresholds, network=None):
@@ -83,5 +87,6 @@ class TotalVariation(Regularizer):
         axes = _difference_axes(u)
         grad = _gradient(u, axes)
         if self.isotropic:
-            return weights[0] * _norm(grad, dim=1).flatten(1).sum(dim=1)
+            weight = group_weights(weights, len(u))[:, 0]
+            return weight * safe_norm(grad, dim=1).flatten(1).sum(dim=1)
         return (self._radii(weights, grad) * grad.abs()).flatten(1).sum(dim=1)
