@@ -160,3 +160,47 @@ def test_huge_downsampling_filter_is_refused_before_it_is_built():
 
     with pytest.raises(ValueError, match=r"Downsampling filter of shape \(600001, 600001\)"):
         Downsampling(2, sigma=1e5).check_signal_shape((16, 16))
+
+
+class ScaledAdjointBlur(Blur):
+    """A blur whose adjoint is off by the relative factor ``offset``."""
+
+    offset = 1e-3
+
+    def adjoint(self, z):
+        return (1 + self.offset) * super().adjoint(z)
+
+
+class PerturbedAdjointBlur(Blur):
+    """A blur whose adjoint correlates with a kernel perturbed by ``offset`` (relative)."""
+
+    offset = 1e-3
+
+    def adjoint(self, z):
+        kernel = np.asarray(self.kernel)
+        wrong = Blur(kernel=kernel * (1 + self.offset * np.linspace(-1, 1, kernel.size)
+                                      .reshape(kernel.shape)))
+        return wrong.adjoint(z)
+
+
+@pytest.mark.parametrize("kind", [ScaledAdjointBlur, PerturbedAdjointBlur])
+@pytest.mark.parametrize("offset, side", [(1e-3, 16), (1e-3, 64), (1e-2, 64)])
+def test_dot_test_rejects_slightly_wrong_adjoints(kind, offset, side):
+    """Issue 13: normalized by ‖Ax‖‖z‖, these errors hid behind a factor √N."""
+    from retune_sklearn.operators import check_adjoint
+
+    kernel = np.random.default_rng(0).random((3, 3))
+    operator = type(kind.__name__, (kind,), {"offset": offset})(kernel=kernel / kernel.sum())
+    with pytest.raises(ValueError, match="is not the adjoint"):
+        check_adjoint(operator, (side, side))
+    assert check_adjoint(Blur(kernel=kernel), (side, side)) < 1e-12  # the correct one passes
+
+
+def test_dot_test_in_float32_accepts_correct_operators_and_rejects_wrong_ones():
+    from retune_sklearn.operators import check_adjoint
+
+    kernel = np.random.default_rng(0).random((5, 5))
+    assert check_adjoint(Blur(kernel=kernel), (128, 128), dtype=torch.float32) < 1e-5
+    operator = type("Off", (ScaledAdjointBlur,), {"offset": 1e-3})(kernel=kernel)
+    with pytest.raises(ValueError, match="is not the adjoint"):
+        check_adjoint(operator, (128, 128), dtype=torch.float32)

@@ -25,7 +25,7 @@ are built lazily for the shape, device and dtype of the input and cached;
 the cache is not pickled.
 """
 
-from ._base import LinearOperator, check_adjoint, power_iteration
+from ._base import OPERATOR_METHODS, LinearOperator, check_adjoint, power_iteration
 from .callable import CallableOperator
 from .convolution import Blur, Downsampling, gaussian_kernel
 from .masks import Identity, Inpainting
@@ -39,6 +39,7 @@ __all__ = [
     "Inpainting",
     "LinearOperator",
     "MatrixOperator",
+    "OPERATOR_METHODS",
     "check_adjoint",
     "gaussian_kernel",
     "power_iteration",
