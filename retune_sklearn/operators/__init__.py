@@ -17,12 +17,18 @@ of shape ``(n_samples, *signal_shape)``:
 * ``adjoint(z)`` returns ``Aᵀ z``;
 * ``norm(signal_shape)`` returns ``‖A‖`` (largest singular value).
 
-:func:`check_adjoint` runs the dot test ``⟨A x, z⟩ = ⟨x, Aᵀ z⟩`` on any
-operator; the estimator runs it at ``fit``.
+The estimator also calls ``measurement_shape(signal_shape)`` and
+``check_signal_shape(signal_shape)`` (which validates the parameters against
+the class's ``_parameter_constraints``, then the shape); at ``fit`` it refuses
+an object lacking one of :data:`OPERATOR_METHODS`, and runs
+:func:`check_adjoint`, the dot test ``⟨A x, z⟩ = ⟨x, Aᵀ z⟩``.
 
 Tensors derived from the parameters (FFT of a blur kernel, a random mask)
 are built lazily for the shape, device and dtype of the input and cached;
-the cache is not pickled.
+assigning a parameter drops them; the cache is not pickled.
+
+One module per family: ``_base`` (the contract), ``masks``, ``convolution``,
+``matrix``, ``callable``.
 """
 
 from ._base import OPERATOR_METHODS, LinearOperator, check_adjoint, power_iteration
