@@ -15,8 +15,9 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, InvalidParameterError, make_constraint
 from sklearn.utils.validation import check_array
 
-from .operators import Identity
-from .regularizers import WaveletL1
+from ._params import check_component
+from .operators import OPERATOR_METHODS, Identity
+from .regularizers import REGULARIZER_METHODS, WaveletL1
 
 #: Cap on ``K * T``, the iterations of one solve: above it a solve of even a
 #: small batch takes hours, which is almost certainly a typo (K=10**6).
@@ -312,10 +313,16 @@ def check_measurement_shape(X_shape, signal_shape, measurement_shape):
 
 
 def resolve_components(operator, regularizer):
-    """Fresh copies of the operator and regularizer, with the defaults resolved."""
-    operator = Identity() if operator in (None, "identity") else clone(operator)
-    regularizer = WaveletL1() if regularizer in (None, "wavelet") else clone(regularizer)
-    return operator, regularizer
+    """Fresh copies of the operator and regularizer, with the defaults resolved.
+
+    Raises ``TypeError`` if either lacks a method the estimator calls
+    (``OPERATOR_METHODS``, ``REGULARIZER_METHODS``).
+    """
+    operator = Identity() if operator in (None, "identity") else operator
+    regularizer = WaveletL1() if regularizer in (None, "wavelet") else regularizer
+    check_component(operator, OPERATOR_METHODS, "operator")
+    check_component(regularizer, REGULARIZER_METHODS, "regularizer")
+    return clone(operator), clone(regularizer)
 
 
 #: The torch device types the computations run on (and are tested on).

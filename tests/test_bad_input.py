@@ -24,7 +24,7 @@ from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.metrics import psnr
 from retune_sklearn.operators import Blur, Identity, Inpainting
 from retune_sklearn.persistence import WeightsFileError, load_weights
-from retune_sklearn.regularizers import WaveletL1
+from retune_sklearn.regularizers import TotalVariation, WaveletL1
 from weights_files import declaring_size, members, npy_header, rewritten, saved, zipped
 
 RNG = np.random.default_rng(0)
@@ -49,6 +49,30 @@ class AdjointIsForwardBlur(Blur):
 class ScaledAdjointIdentity(Identity):
     def adjoint(self, z):
         return 2 * z
+
+
+class SlightlyScaledAdjointIdentity(Identity):
+    def adjoint(self, z):
+        return (1 + 1e-3) * z
+
+
+class InPlaceMask(Identity):
+    """A correct 0/1 mask (self-adjoint) applied in place: it would change X."""
+
+    def forward(self, x):
+        return x.mul_((torch.arange(x.shape[-1]) % 2).to(x.dtype))
+
+    adjoint = forward
+
+
+class OnlyForwardAdjoint:
+    """Duck-typed operator without measurement_shape, check_signal_shape, get_params."""
+
+    def forward(self, x):
+        return x
+
+    def adjoint(self, z):
+        return z
 
 
 class CroppingIdentity(Identity):
@@ -187,10 +211,22 @@ CASES = [
      "AdjointIsForwardBlur.adjoint is not the adjoint of AdjointIsForwardBlur.forward"),
     ("adjoint-scaled", fit_with(operator=ScaledAdjointIdentity()), ValueError,
      "ScaledAdjointIdentity.adjoint is not the adjoint"),
+    ("adjoint-off-by-1e-3", fit_with(operator=SlightlyScaledAdjointIdentity()), ValueError,
+     "SlightlyScaledAdjointIdentity.adjoint is not the adjoint"),
+    ("operator-in-place", fit_with(operator=InPlaceMask()), ValueError,
+     "InPlaceMask.forward modified its input in place"),
+    ("operator-missing-methods", fit_with(operator=OnlyForwardAdjoint()), TypeError,
+     "The operator OnlyForwardAdjoint lacks the method(s) measurement_shape"),
     ("forward-shape", fit_with(operator=CroppingIdentity()), ValueError,
      "CroppingIdentity.forward returned a batch of shape (2, 16, 15)"),
     ("blur-kernel-too-large", fit_with(operator=Blur(sigma=5.0)), ValueError,
      "Blur kernel of shape (31, 31) is larger than the signal's spatial shape (16, 16)"),
+    ("blur-sigma-huge", fit_with(operator=Blur(sigma=1e5)), ValueError,
+     "Blur kernel of shape (600001, 600001) is larger than the signal's spatial shape"),
+    ("blur-size-bool", fit_with(operator=Blur(sigma=1.0, size=True)), InvalidParameterError,
+     "'size' parameter of Blur must be None or an int"),
+    ("blur-sigma-and-kernel", fit_with(operator=Blur(sigma=1.0, kernel=ASYMMETRIC)), ValueError,
+     "Blur needs exactly one of `sigma` and `kernel`"),
     ("blur-kernel-2d-for-1d-y", fit_with(X_=X[:, 0], Y_=Y[:, 0], operator=Blur(kernel=ASYMMETRIC),
                                          regularizer=WaveletL1("haar", levels=1)),
      ValueError, "Blur `kernel` must be a finite 1-D array"),
@@ -203,6 +239,12 @@ CASES = [
      "(16, 16)). The transform acts on the last 2 axes: (H, W) of images (n, H, W) or channels "
      "first (n, C, H, W); for channels-last (n, H, W, C) data use np.moveaxis(a, -1, 1). Crop or "
      "pad to a multiple of 32, or lower levels."),
+    ("wavelet-n_shifts-bool", fit_with(regularizer=WaveletL1("haar", 2, n_shifts=True)),
+     InvalidParameterError, "'n_shifts' parameter of WaveletL1 must be an int"),
+    ("tv-n_inner-bool", fit_with(regularizer=TotalVariation(n_inner=True)),
+     InvalidParameterError, "'n_inner' parameter of TotalVariation must be an int"),
+    ("tv-direction-isotropic", fit_with(regularizer=TotalVariation(weights="direction")),
+     ValueError, "TotalVariation(weights='direction') needs isotropic=False"),
     ("wavelet-levels-too-deep", fit_with(regularizer=WaveletL1("db4", levels=2)), ValueError,
      "levels=2 is too large for signal size 16"),
     # --- transform / predict / score

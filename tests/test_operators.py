@@ -108,3 +108,99 @@ def test_inpainting_mask_drawn_without_seed_survives_pickling():
     before = operator.forward(x)
     assert torch.equal(pickle.loads(pickle.dumps(operator)).forward(x), before)
     assert torch.equal(operator.forward(x), before)  # pickling keeps the live cache
+
+
+def test_assigning_a_parameter_drops_cached_tensors():
+    """Issue 13: `op.sigma = 3.0` after a first use must not keep the σ=1 kernel."""
+    from retune_sklearn.operators import MatrixOperator
+
+    x = torch.zeros((1, 32, 32), dtype=torch.float64)
+    x[0, 8, 8] = 1.0
+    blur = Blur(sigma=1.0)
+    blur.forward(x)
+    blur.sigma = 3.0
+    torch.testing.assert_close(blur.forward(x), Blur(sigma=3.0).forward(x))
+
+    inpainting = Inpainting(mask=np.ones((32, 32)))
+    inpainting.forward(x)
+    half = np.ones((32, 32))
+    half[:16] = 0
+    inpainting.mask = half
+    assert torch.equal(inpainting.forward(x), torch.zeros_like(x))  # the impulse is at row 8
+
+    matrix = MatrixOperator(np.eye(3))
+    matrix.forward(torch.ones(1, 3, dtype=torch.float64))
+    matrix.A = 2 * np.eye(3)
+    assert torch.equal(matrix.forward(torch.ones(1, 3, dtype=torch.float64)),
+                       torch.full((1, 3), 2.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("operator, label", [
+    (Blur(sigma=1e5), r"Blur kernel of shape \(600001, 600001\) is larger"),
+    (Blur(sigma=1.0, size=10**6 + 1), r"Blur kernel of shape \(1000001, 1000001\) is larger"),
+])
+def test_huge_kernel_is_refused_before_it_is_built(operator, label):
+    """Issue 13: the size check must come before a kernel of terabytes is allocated."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=label):
+            operator.check_signal_shape((16, 16))
+        with pytest.raises(ValueError, match=label):
+            operator.forward(torch.zeros(1, 16, 16))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10**7
+
+
+def test_huge_downsampling_filter_is_refused_before_it_is_built():
+    from retune_sklearn.operators import Downsampling
+
+    with pytest.raises(ValueError, match=r"Downsampling filter of shape \(600001, 600001\)"):
+        Downsampling(2, sigma=1e5).check_signal_shape((16, 16))
+
+
+class ScaledAdjointBlur(Blur):
+    """A blur whose adjoint is off by the relative factor ``offset``."""
+
+    offset = 1e-3
+
+    def adjoint(self, z):
+        return (1 + self.offset) * super().adjoint(z)
+
+
+class PerturbedAdjointBlur(Blur):
+    """A blur whose adjoint correlates with a kernel perturbed by ``offset`` (relative)."""
+
+    offset = 1e-3
+
+    def adjoint(self, z):
+        kernel = np.asarray(self.kernel)
+        wrong = Blur(kernel=kernel * (1 + self.offset * np.linspace(-1, 1, kernel.size)
+                                      .reshape(kernel.shape)))
+        return wrong.adjoint(z)
+
+
+@pytest.mark.parametrize("kind", [ScaledAdjointBlur, PerturbedAdjointBlur])
+@pytest.mark.parametrize("offset, side", [(1e-3, 16), (1e-3, 64), (1e-2, 64)])
+def test_dot_test_rejects_slightly_wrong_adjoints(kind, offset, side):
+    """Issue 13: normalized by ‖Ax‖‖z‖, these errors hid behind a factor √N."""
+    from retune_sklearn.operators import check_adjoint
+
+    kernel = np.random.default_rng(0).random((3, 3))
+    operator = type(kind.__name__, (kind,), {"offset": offset})(kernel=kernel / kernel.sum())
+    with pytest.raises(ValueError, match="is not the adjoint"):
+        check_adjoint(operator, (side, side))
+    assert check_adjoint(Blur(kernel=kernel), (side, side)) < 1e-12  # the correct one passes
+
+
+def test_dot_test_in_float32_accepts_correct_operators_and_rejects_wrong_ones():
+    from retune_sklearn.operators import check_adjoint
+
+    kernel = np.random.default_rng(0).random((5, 5))
+    assert check_adjoint(Blur(kernel=kernel), (128, 128), dtype=torch.float32) < 1e-5
+    operator = type("Off", (ScaledAdjointBlur,), {"offset": 1e-3})(kernel=kernel)
+    with pytest.raises(ValueError, match="is not the adjoint"):
+        check_adjoint(operator, (128, 128), dtype=torch.float32)

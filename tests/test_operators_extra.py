@@ -219,10 +219,10 @@ def test_matrix_operator_exact_norm_of_tall_matrices():
 
 
 def test_matrix_operator_norm_power_iteration_for_large_matrices(monkeypatch):
-    from retune_sklearn import operators
+    from retune_sklearn.operators import matrix
 
     A = np.random.default_rng(0).standard_normal((30, 40))
-    monkeypatch.setattr(operators, "_DENSE_EXACT_NORM_MAX", 10)  # force the iterative path
+    monkeypatch.setattr(matrix, "_DENSE_EXACT_NORM_MAX", 10)  # force the iterative path
     assert MatrixOperator(A).norm((40,)) == pytest.approx(np.linalg.norm(A, 2), rel=1e-2)
 
 
@@ -332,12 +332,14 @@ def test_callable_operator_fits_with_correct_adjoint():
 
 
 @pytest.mark.parametrize("params, error, match", [
-    ({"forward": None, "adjoint": crop_adjoint}, TypeError, "`forward` must be a callable"),
-    ({"forward": crop_forward, "adjoint": 3}, TypeError, "`adjoint` must be a callable"),
+    ({"forward": None, "adjoint": crop_adjoint}, TypeError,
+     "'forward' parameter of CallableOperator must be a callable"),
+    ({"forward": crop_forward, "adjoint": 3}, TypeError,
+     "'adjoint' parameter of CallableOperator must be a callable"),
     ({"forward": crop_forward, "adjoint": crop_adjoint, "measurement_shape": (0,)}, ValueError,
      "`measurement_shape` must be a tuple of positive integers"),
     ({"forward": crop_forward, "adjoint": crop_adjoint, "measurement_shape": 12}, ValueError,
-     "it is 12"),
+     "'measurement_shape' parameter of CallableOperator must be None, an instance of 'tuple'"),
     ({"forward": crop_forward, "adjoint": crop_adjoint, "measurement_shape": lambda s: None},
      ValueError, "it returned None"),
 ])
@@ -392,15 +394,18 @@ def test_set_params_rebuilds_derived_tensors():
 
 
 @pytest.mark.parametrize("operator, shape, match", [
-    (Downsampling(0), (8, 8), "`factor` must be a positive integer; got 0"),
-    (Downsampling(2.0), (8, 8), "`factor` must be a positive integer; got 2.0"),
-    (Downsampling(True), (8, 8), "`factor` must be a positive integer; got True"),
+    (Downsampling(0), (8, 8), r"'factor' parameter of Downsampling must be an int in the range "
+                               r"\[1, inf\). Got 0 instead"),
+    (Downsampling(2.0), (8, 8), "'factor' parameter of Downsampling must be an int.*Got 2.0"),
+    (Downsampling(True), (8, 8), "'factor' parameter of Downsampling must be an int.*Got True"),
     (Downsampling(3), (16, 15), r"factor=3 must divide the spatial sizes.*\(16, 15\)"),
     (Downsampling(2), (2, 9, 8), r"factor=2 must divide.*spatial \(9, 8\)"),
-    (Downsampling(2, filter="bicubic"), (8, 8), "`filter` must be one of"),
-    (Downsampling(2, filter=None), (8, 8), "filter='none'"),
+    (Downsampling(2, filter="bicubic"), (8, 8), "'filter' parameter of Downsampling must be a str "
+                                                "among .* or an array-like. Got 'bicubic'"),
+    (Downsampling(2, filter=None), (8, 8), "'filter' parameter.*Got None instead"),
     (Downsampling(2, filter="box", sigma=1.0), (8, 8), "`sigma` is only used with"),
-    (Downsampling(2, sigma=-1.0), (8, 8), "`sigma` must be a positive number"),
+    (Downsampling(2, sigma=-1.0), (8, 8), r"'sigma' parameter of Downsampling must be None or "
+                                          r"a float in the range \(0.0, inf\)"),
     (Downsampling(2, filter=np.ones(3)), (8, 8), "`filter` kernel must be a non-empty finite 2-D"),
     (Downsampling(2, filter=[[np.nan]]), (8, 8), "`filter` kernel must be a non-empty finite"),
     (Downsampling(2, filter=["a"]), (8,), "numeric array-like kernel"),
@@ -410,7 +415,7 @@ def test_set_params_rebuilds_derived_tensors():
     (MatrixOperator(np.ones((0, 3))), (3,), "`A` is empty"),
     (MatrixOperator(np.array([[1.0, np.inf]])), (2,), "non-finite"),
     (MatrixOperator(np.ones((2, 2)) * 1j), (2,), "must be a real numeric"),
-    (MatrixOperator("abc"), (3,), "must be a real numeric"),
+    (MatrixOperator("abc"), (3,), "'A' parameter of MatrixOperator must be an array-like"),
     (MatrixOperator(np.ones((4, 6))), (5,), (r"length d = A.shape\[1\] = 6; got signals of "
                                             r"shape \(5,\)")),
     (MatrixOperator(np.ones((4, 6))), (2, 3), r"\(n_samples, 6\)"),
@@ -432,3 +437,27 @@ def test_matrix_operator_shape_mismatch_in_fit_and_forward():
     est = ReTuneRegularizer(operator=MatrixOperator(A), regularizer=WaveletL1("haar", levels=1))
     with pytest.raises(ValueError, match="MatrixOperator acts on 1-D signals of length d"):
         est.fit(np.ones((3, 4)), np.ones((3, 8)))
+
+
+# Issue 13: a user callable that works in place must not change the user's data.
+HALF_MASK = (np.arange(16) % 2).astype(np.float64)
+
+
+def masked_in_place(z):
+    return z.mul_(torch.as_tensor(HALF_MASK, dtype=z.dtype))
+
+
+def test_callable_operator_working_in_place_leaves_X_unchanged():
+    rng = np.random.default_rng(0)
+    y = rng.random((4, 16))
+    X = y * HALF_MASK + 0.01 * rng.standard_normal((4, 16))
+    X_before = X.copy()
+    op = CallableOperator(masked_in_place, masked_in_place)
+    est = ReTuneRegularizer(operator=op, regularizer=WaveletL1("haar", levels=1), K=2, T=2,
+                            max_epochs=1, dtype="float64", device="cpu").fit(X, y)
+    np.testing.assert_array_equal(X, X_before)
+    est.transform(X)
+    np.testing.assert_array_equal(X, X_before)
+    x = torch.ones(1, 16, dtype=torch.float64)
+    op.forward(x)
+    assert torch.equal(x, torch.ones(1, 16, dtype=torch.float64))
