@@ -140,11 +140,6 @@ class WaveletL1(Regularizer):
             return [f"c{c}:{name}" for c in range(signal_shape[0]) for name in names]
         return names
 
-    def _shifts(self, ndim):
-        """The circular shifts of the translation-invariant frame."""
-        grid = torch.cartesian_prod(*[torch.arange(self.n_shifts)] * ndim).reshape(-1, ndim)
-        return [tuple(int(v) for v in shift) for shift in grid]
-
     def _signal_shape_of(self, u):
         """Shape of the signal behind coefficients ``u`` (one sample)."""
         return u.shape[2:] if self.translation_invariant else u.shape[1:]
@@ -157,25 +152,17 @@ class WaveletL1(Regularizer):
         return len(self._signal_shape_of(u)) == 3
 
     def analysis(self, x):
-        ndim = spatial_ndim(x.shape[1:])
-        transform = self._transform(ndim)
+        transform = self._transform(spatial_ndim(x.shape[1:]))
         if not self.translation_invariant:
             return transform.forward(x)
-        axes = tuple(range(-ndim, 0))
-        shifted = torch.stack([torch.roll(x, s, axes) for s in self._shifts(ndim)], dim=1)
-        return transform.forward(shifted) / len(self._shifts(ndim)) ** 0.5
+        # The shifts are folded into the level-1 matrices (no torch.roll copies).
+        return transform.frame_forward(x, self.n_shifts)
 
     def synthesis(self, u):
-        ndim = self._signal_ndim(u)
-        transform = self._transform(ndim)
+        transform = self._transform(self._signal_ndim(u))
         if not self.translation_invariant:
             return transform.inverse(u)
-        axes = tuple(range(-ndim, 0))
-        shifts = self._shifts(ndim)
-        copies = transform.inverse(u)
-        unshifted = [torch.roll(copies[:, i], tuple(-v for v in s), axes)
-                     for i, s in enumerate(shifts)]
-        return torch.stack(unshifted).sum(dim=0) / len(shifts) ** 0.5
+        return transform.frame_inverse(u, self.n_shifts)
 
     def _coefficient_weights(self, u, weights, rank):
         """Per-group ``weights`` as a map of ``u``'s spatial shape, viewed with ``rank`` axes.
