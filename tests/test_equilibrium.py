@@ -48,7 +48,7 @@ def test_registry_names_every_solver():
     assert SOLVERS == {"fb": PlainIteration, "fista": FISTARestart}
 
 
-@pytest.mark.parametrize("solver", ["fb", "fista"])
+@pytest.mark.parametrize("solver", sorted(SOLVERS))  # the contract of every algorithm
 def test_tolerance_stops_the_restarted_phase_at_the_fixed_point(solver):
     X, _, operator, regularizer = _deblur_1d()
     phi, u0, _ = _phi(X, operator, regularizer)
