@@ -104,10 +104,10 @@ FULL = dict(
     auto_Ts=[5, 30], auto_epochs=25, auto_train=16, auto_test=16, auto_patch=32,
 )
 QUICK = dict(
-    n_signals=8, n_eq=30, maxfev=5, implicit_tol=1e-8, Ks_i=[1, 2],
+    n_signals=8, n_eq=24, maxfev=5, implicit_tol=1e-8, Ks_i=[1, 2],
     Ks_ii=[2], Ts_ii=[1, 2], adam_check=False,
     memory_K=2, memory_Ts=[1, 3], memory_batch=2, memory_patch=16,
-    auto_problems=["deblur1d"], auto_Ks=[1, 2], auto_Ts=[3],
+    auto_problems=["deblur1d"], auto_Ks=[2], auto_Ts=[3],
     auto_epochs=1, auto_train=4, auto_test=4, auto_patch=16,
 )
 
@@ -650,8 +650,10 @@ def main(argv=None):
                                      dpi=50 if args.quick else 110)
     result["report"] = make_report(result, args.quick)
     (out / REPORT).write_text(result["report"], encoding="utf-8")
-    (out / "paper_claims.json").write_text(json.dumps(_json_ready(
-        {k: v for k, v in result.items() if k != "report"}), indent=1), encoding="utf-8")
+    saved = {k: v for k, v in result.items() if k not in ("report", "figures")}
+    saved["figures"] = {k: p.name for k, p in result["figures"].items()}
+    (out / "paper_claims.json").write_text(json.dumps(_json_ready(saved), indent=1),
+                                           encoding="utf-8")
     log(result["report"])
     return result
 
