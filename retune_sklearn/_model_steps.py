@@ -15,6 +15,7 @@ import torch
 from ._validation import (check_continuable, check_data_range, check_fit_data, check_fitted_signals,
                           check_init_weight, check_mask, check_measurements,
                           resolve_components, resolve_signal_shape)
+from .contraction import AUTO_K_MAX, AUTO_K_TARGET, choose_block_size, estimate_contraction
 from .hypergradients import SolveOptions
 from .learning.data import batch_slices, to_measurements, to_tensor
 from .learning.losses import LOSSES
@@ -22,10 +23,13 @@ from .learning.initialization import search_common_scale
 from .learning.parameters import Theta, initial_theta, noise_scale, theta_from_values
 from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
-from .reconstruct import build_problem, solve_batch
-from .solvers import make_solver
+from .reconstruct import build_problem, solve_batch, step_parameters
+from .solvers import make_solver, relative_residual
 
 __all__ = []
+
+#: Lanczos iterations of the contraction estimates of a fit (each one ``Jv`` + ``Jᵀw``).
+CONTRACTION_ITER = 20
 
 
 class ModelSteps:
@@ -103,9 +107,50 @@ class ModelSteps:
                           {k: tuple(v.shape) for k, v in initial.network.items()})
         return self._fitted_theta(problem)
 
-    def _solve_options(self):
-        return SolveOptions(int(self.K), int(self.T), self.solve_tol, make_solver(self.solver),
-                            self.implicit_tol, int(self.implicit_max_iter))
+    def _solve_options(self, K=None):
+        return SolveOptions(self._block_size() if K is None else int(K), int(self.T),
+                            self.solve_tol, make_solver(self.solver), self.implicit_tol,
+                            int(self.implicit_max_iter))
+
+    def _block_size(self):
+        """``K``, resolved: ``K="auto"`` reads the choice of the running fit (or
+        ``compute_hypergradient`` call), else the fitted ``K_``."""
+        if self.K != "auto":
+            return int(self.K)
+        session = getattr(self, "_session", None)
+        resolved = getattr(session, "K", None) or getattr(self, "_auto_K", None)
+        if resolved is None:
+            resolved = getattr(self, "K_", None)
+        if resolved is None:
+            raise RuntimeError("K='auto' is resolved by fit; this estimator is not fitted.")
+        return int(resolved)
+
+    def _choose_block_size(self, X_t, problem, theta):
+        """``K`` of this fit and what ``K="auto"`` measured (None for an integer ``K``).
+
+        ``K="auto"``: the contraction factor ``ρ`` of one step at the initial
+        weights, at the end of a solve of up to ``batch_size`` training
+        samples (restarted blocks of a provisional ``K = 10``), then the
+        smallest ``K`` with ``ρ^K ≤ AUTO_K_TARGET`` (1e-2), in ``[1, AUTO_K_MAX]``.
+        """
+        if self.K != "auto":
+            return int(self.K), None
+        provisional = 10
+        _, estimate = self._equilibrium_diagnostics(X_t[: self.batch_size], problem, theta,
+                                                    self._solve_options(provisional), None)
+        K = choose_block_size(estimate.step, AUTO_K_TARGET, AUTO_K_MAX)
+        return K, {"initial_contraction": estimate.step, "target": AUTO_K_TARGET,
+                   "K": K, "bound": None if estimate.step is None else estimate.step ** K,
+                   "status": estimate.status}
+
+    def _equilibrium_diagnostics(self, X_b, problem, theta, options, report):
+        """Per-sample relative residual at the end of a (no-grad) solve of ``X_b``,
+        and the :class:`~retune_sklearn.contraction.ContractionEstimate` there."""
+        with torch.no_grad():
+            u = solve_batch(X_b, problem, theta, options, report=report)
+        phi = problem.model.step_map(step_parameters(X_b, problem, theta))
+        residual = relative_residual(phi, u)
+        return residual, estimate_contraction(phi, u, options.K, n_iter=CONTRACTION_ITER)
 
     def _iterate_bank_for(self, n_samples, proceed):
         """The warm-start iterates of this fit: kept by ``partial_fit``, new for ``fit``;

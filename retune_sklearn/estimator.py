@@ -4,6 +4,7 @@ Data and parameter checks live in :mod:`retune_sklearn._validation`, the
 parameters, solves and the training loop in :mod:`retune_sklearn._training`.
 """
 
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from sklearn.base import (BaseEstimator, ClassNamePrefixFeaturesOutMixin, RegressorMixin,
                           TransformerMixin)
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -22,6 +24,7 @@ from ._runtime import torch_threads
 from ._validation import MAX_ITERATIONS  # noqa: F401 (public here: the Notes cite it)
 from ._validation import (check_integer_parameters, check_iterations, check_mask,
                           check_measurements, check_score_signals, python_integers)
+from .contraction import AUTO_K_MAX, auto_block_size_message, expansive_block_message
 from .hypergradients import HYPERGRADIENTS, SolveReport
 from .learning.data import batch_slices, validation_split
 from .learning.losses import LOSSES, SCALE_DEPENDENT
@@ -29,7 +32,7 @@ from .learning.loop import LoopOptions, train
 from .learning.parameters import learnable_key, make_optimizer, optimizer_state
 from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
-from .reconstruct import DTYPES, reconstruct_into, solve_residual
+from .reconstruct import DTYPES, reconstruct_into
 from .solvers import SOLVERS
 
 __all__ = ["ReTuneRegularizer"]
@@ -38,11 +41,12 @@ __all__ = ["ReTuneRegularizer"]
 @dataclass
 class _TrainingSession:
     """What the solves of one ``fit`` share: their report, the warm-start
-    iterates, and the scale the loss is divided by."""
+    iterates, the scale the loss is divided by, and the block size ``K``."""
 
     report: SolveReport
     bank: Optional[IterateBank]
     loss_scale: float
+    K: Optional[int] = None
 
 
 class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -67,10 +71,17 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         The weighted regularizer (see :mod:`retune_sklearn.regularizers`).
         None or "wavelet" means ``WaveletL1()`` (db4, 3 levels, one weight per
         subband).
-    K : int, default=10
+    K : int or "auto", default=10
         Forward–backward iterations per block: the depth that automatic
         differentiation sees with ``hypergradient="jfb"``. Every solve ends
-        with one block of ``K`` plain forward–backward steps.
+        with one block of ``K`` plain forward–backward steps. ``"auto"``
+        chooses it at the start of ``fit`` from the measured contraction:
+        the factor ``ρ`` of one step (``‖∂φ/∂u‖₂``, see
+        ``contraction_factor_``) at the initial weights, at the end of a
+        solve of up to ``batch_size`` training samples, gives the smallest
+        ``K`` in ``[1, 50]`` with ``ρ^K ≤ 1e-2``, the bound on JFB's
+        relative hypergradient error (``K_``, ``K_selection_``; a
+        ``ConvergenceWarning`` if ``K = 50`` does not reach it).
     T : int, default=100
         Largest number of blocks per solve: the first ``T − 1`` are
         *restarted* blocks of ``solver`` (no autograd with ``"jfb"``), the
@@ -228,6 +239,37 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         Mean iterations per training solve during the last ``fit`` or
         ``partial_fit`` call (smaller than ``n_solve_iter_`` with
         ``reuse_iterates``); None if nothing was trained.
+    K_ : int
+        Block size used by the fit and by ``transform``: ``K``, or the value
+        chosen by ``K="auto"``.
+    K_selection_ : dict or None
+        What ``K="auto"`` measured (None for an integer ``K``):
+        ``initial_contraction`` (``ρ`` at the initial weights), ``target``
+        (1e-2), ``K``, ``bound`` (``ρ^K``) and ``status``.
+    contraction_factor_ : float or None
+        Estimated contraction factor of one step at the learned weights:
+        the largest over (up to ``batch_size``) training samples of the
+        spectral norm ``‖∂φ/∂u‖₂`` of the step's Jacobian at the end of
+        their solve (the equilibrium with ``solve_tol``), by Lanczos on
+        ``JᵀJ`` with vector–Jacobian products (20 iterations at most; a
+        lower bound that converges from below). Below 1 the step is a
+        contraction there and JFB's hypergradient error decays like
+        ``block_contraction_``. None if it could not be estimated (see
+        ``contraction_status_``).
+    block_contraction_ : float or None
+        The same for a block of ``K_`` steps, ``‖∂Φ_K/∂u‖₂ ≤ ρ^K``: the
+        factor of JFB's hypergradient error bound.
+    contraction_status_ : str
+        Of one step: ``"contractive"`` (factor < 1 − 1e-3),
+        ``"non-expansive"`` (factor within 1e-3 of 1: inpainting, redundant
+        frames and nearly singular operators, where the iteration converges
+        but the ``ρ^K`` bound says nothing), ``"expansive"`` (factor
+        > 1 + 1e-3, e.g. ``TotalVariation``'s inexact inner prox), or
+        ``"not estimated: <reason>"``. A ``ConvergenceWarning`` naming the
+        factors and what to change is raised only when the K-block itself
+        is expansive (``block_contraction_ > 1 + 1e-3``): JFB's bound is
+        ``C ‖J^K‖``, so an expansive step whose K-block contracts keeps it,
+        and a non-expansive model is not warned about.
     signal_shape_ : tuple of int
         Shape of one signal as the model sees it.
     measurement_shape_ : tuple of int
@@ -312,7 +354,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         "operator": [None, StrOptions({"identity"}), HasMethods(["forward", "adjoint"])],
         "regularizer": [None, StrOptions({"wavelet"}),
                         HasMethods(["analysis", "synthesis", "prox", "weight_names"])],
-        "K": [Interval(Integral, 1, None, closed="left")],
+        "K": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "T": [Interval(Integral, 1, None, closed="left")],
         "solve_tol": [None, Interval(Real, 0, None, closed="neither")],
         "solver": [StrOptions(set(SOLVERS))],
@@ -420,8 +462,10 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         ConvergenceWarning
             If training diverged (it stopped with the best epoch's weights),
             if the solves at the learned weights stop at the cap ``T`` above
-            ``solve_tol``, or if implicit backward passes missed
-            ``implicit_tol`` (one warning per kind).
+            ``solve_tol``, if implicit backward passes missed
+            ``implicit_tol``, if the differentiated K-block is expansive at
+            the learned weights (``block_contraction_ > 1``), or if
+            ``K="auto"`` could not reach its target (one warning per kind).
         UserWarning
             If training was interrupted by ``KeyboardInterrupt``: ``fit``
             returns normally with the best epoch's weights.
@@ -465,7 +509,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         numpy-integer parameters as Python ints (restored afterwards)."""
         check_integer_parameters(self)  # first: scikit-learn takes True for 1
         self._validate_params()
-        check_iterations(self.K, self.T)
+        check_iterations(AUTO_K_MAX if self.K == "auto" else self.K, self.T)
         import_lazy_modules()  # before training, where Ctrl-C cannot cut it in half
         context = ExitStack()
         context.enter_context(python_integers(self))
@@ -489,13 +533,17 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
                                                 self.random_state))
             X_train, y_train, X_val, y_val = X_t[train], y_t[train], X_t[held_out], y_t[held_out]
 
+        if proceed and self.K == "auto" and getattr(self, "K_selection_", None):
+            K, selection = self.K_, self.K_selection_  # partial_fit keeps the fitted choice
+        else:
+            K, selection = self._choose_block_size(X_train, problem, theta)
         parameters = theta.learnable(self.learn_weights, self.learn_step_size)
         key = learnable_key(self.learn_weights, self.learn_step_size, parameters)
         optimizer = make_optimizer(parameters, self.learning_rate, key,
                                    getattr(self, "_optimizer_state", None) if proceed else None)
         session = _TrainingSession(
             report=SolveReport(), bank=self._iterate_bank_for(len(X_t), proceed),
-            loss_scale=float(y_t.pow(2).mean()) if self.loss in SCALE_DEPENDENT else 1.0)
+            loss_scale=float(y_t.pow(2).mean()) if self.loss in SCALE_DEPENDENT else 1.0, K=K)
         loss_curve, scores, converged = self._train(X_train, y_train, X_val, y_val, problem,
                                                     theta, optimizer, session, incremental)
 
@@ -503,8 +551,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         # (or Ctrl-C) before this point leaves a previous fit intact.
         theta = theta.detached_copy()
         check = SolveReport()
-        residual = solve_residual(X_t[: self.batch_size], problem, theta,
-                                  self._solve_options(), check)
+        residual, contraction = self._equilibrium_diagnostics(
+            X_t[: self.batch_size], problem, theta, self._solve_options(K), check)
         self._set_fitted(
             problem, theta, X.shape[1:], y.shape[1:],
             loss_curve=self.loss_curve_ + loss_curve if proceed else loss_curve,
@@ -512,6 +560,13 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             converged=converged, residual=residual, check=check, session=session,
             optimizer_state=optimizer_state(optimizer, key),
             init_scale=init_scale if not proceed else self.init_scale_)
+        vars(self).update(K_=K, K_selection_=selection, contraction_factor_=contraction.step,
+                          block_contraction_=contraction.block,
+                          contraction_status_=contraction.status)
+        for message in (selection and auto_block_size_message(selection),
+                        expansive_block_message(contraction, self.step_scale_)):
+            if message:
+                warnings.warn(message, ConvergenceWarning, stacklevel=3)
         check.warn_if_needed(self._solve_options(), stacklevel=3)
         session.report.n_capped = 0  # capped training solves: only the final solve counts
         session.report.warn_if_needed(self._solve_options(), stacklevel=3)
@@ -616,12 +671,19 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             _, _, problem, X_t, y_t = self._prepare_data(X, y, mask)
             if hasattr(self, "weights_"):
                 theta = self._fitted_theta(problem)
+                K = self.K_ if self.K == "auto" else int(self.K)
             else:
                 theta = self._initial_theta(X_t, y_t, problem)
+                K, _ = self._choose_block_size(X_t, problem, theta)
             theta.log_weights.requires_grad_(True)
-            for chunk in batch_slices(len(X_t), self.batch_size):
-                loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, theta, hypergradient)
-                (loss * len(X_t[chunk]) / len(X_t)).backward()
+            self._auto_K = K
+            try:
+                for chunk in batch_slices(len(X_t), self.batch_size):
+                    loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, theta,
+                                            hypergradient)
+                    (loss * len(X_t[chunk]) / len(X_t)).backward()
+            finally:
+                del self._auto_K
             return theta.log_weights.grad.cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------ inference
