@@ -130,9 +130,11 @@ def check_iterations(K, T):
     """Refuse ``K * T`` above :data:`MAX_ITERATIONS`.
 
     The product is taken in Python integers: numpy integers (``np.int64(2**32)``,
-    ``np.uint8(200)``) would overflow and slip under the cap.
+    ``np.uint8(200)``) would overflow and slip under the cap. ``K="auto"``
+    counts as its largest choice.
     """
-    K, T = int(K), int(T)
+    from .contraction import AUTO_K_MAX  # (contraction imports solvers, which import this)
+    K, T = int(AUTO_K_MAX if isinstance(K, str) and K == "auto" else K), int(T)
     if K * T > MAX_ITERATIONS:
         raise ValueError(f"K={K} and T={T} ask for K * T = {K * T} "
                          f"iterations per solve; at most {MAX_ITERATIONS:.0e} are allowed "

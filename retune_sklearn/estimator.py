@@ -24,7 +24,7 @@ from ._runtime import torch_threads
 from ._validation import MAX_ITERATIONS  # noqa: F401 (public here: the Notes cite it)
 from ._validation import (check_integer_parameters, check_iterations, check_mask,
                           check_measurements, check_score_signals, python_integers)
-from .contraction import AUTO_K_MAX, auto_block_size_message, expansive_block_message
+from .contraction import auto_block_size_message, expansive_block_message
 from .hypergradients import HYPERGRADIENTS, SolveReport
 from .learning.data import batch_slices, validation_split
 from .learning.losses import LOSSES, SCALE_DEPENDENT
@@ -509,7 +509,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         numpy-integer parameters as Python ints (restored afterwards)."""
         check_integer_parameters(self)  # first: scikit-learn takes True for 1
         self._validate_params()
-        check_iterations(AUTO_K_MAX if self.K == "auto" else self.K, self.T)
+        check_iterations(self.K, self.T)
         import_lazy_modules()  # before training, where Ctrl-C cannot cut it in half
         context = ExitStack()
         context.enter_context(python_integers(self))
@@ -521,11 +521,9 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         proceed = incremental and hasattr(self, "weights_")
         X, y, problem, X_t, y_t = self._prepare_data(X, y, mask, fitted_layout=proceed)
         theta = self._initial_theta(X_t, y_t, problem)
-        init_scale = 1.0
-        if proceed or (self.warm_start and hasattr(self, "weights_")):
+        continued = proceed or (self.warm_start and hasattr(self, "weights_"))
+        if continued:
             theta = self._continued_theta(problem, theta)
-        elif self.scale_search and self.learn_weights and isinstance(self.init_weight, str):
-            init_scale = self._search_initial_scale(theta, X_t, y_t, problem)
         X_train, y_train, X_val, y_val = X_t, y_t, None, None
         if self.early_stopping and not incremental:
             train, held_out = (torch.as_tensor(i, device=X_t.device) for i in
@@ -537,6 +535,14 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             K, selection = self.K_, self.K_selection_  # partial_fit keeps the fitted choice
         else:
             K, selection = self._choose_block_size(X_train, problem, theta)
+        init_scale = 1.0
+        if (not continued and self.scale_search and self.learn_weights
+                and isinstance(self.init_weight, str)):
+            self._auto_K = K  # the solves of the search use this fit's K
+            try:
+                init_scale = self._search_initial_scale(theta, X_train, y_train, problem)
+            finally:
+                del self._auto_K
         parameters = theta.learnable(self.learn_weights, self.learn_step_size)
         key = learnable_key(self.learn_weights, self.learn_step_size, parameters)
         optimizer = make_optimizer(parameters, self.learning_rate, key,

@@ -142,7 +142,7 @@ CASES = [
     ("K-float", fit_with(K=2.5), InvalidParameterError, "'K' parameter"),
     ("T-zero", fit_with(T=0), InvalidParameterError, "'T' parameter"),
     ("K-bool", fit_with(K=True), InvalidParameterError,
-     "'K' parameter of ReTuneRegularizer must be an int in the range [1, inf), not a bool"),
+     "'K' parameter of ReTuneRegularizer must be an int in the range [1, inf) or a str among {'auto'}, not a bool"),
     ("batch_size-bool", fit_with(batch_size=True), InvalidParameterError,
      "'batch_size' parameter of ReTuneRegularizer must be an int in the range [1, inf), "
      "not a bool"),
