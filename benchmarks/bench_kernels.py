@@ -18,12 +18,10 @@ torch thread, step size 1 (``L = 1`` for all three), one weight per subband:
 Variants, all timed in the same process, interleaved, on the same data:
 
 * package: ``ForwardBackward(operator, WaveletL1(...)).step``, the code a fit
-  runs, with the conv transforms (``old``: ``_use_matrix = False``, the code
-  path before the matrix products) or the matrix products (``new``).  For
-  the frame, ``WaveletL1`` (regularizers.py, not changed here) still rolls
-  the signal and transforms the 4 copies; ``new+frame`` replaces its
-  analysis/synthesis by `WaveletTransform.frame_forward`/`frame_inverse`,
-  i.e. what wiring ``WaveletL1`` to them will give;
+  runs, with the conv transforms (``old``: ``_use_matrix = False``, the
+  transform code path before the matrix products; the rest of the step, the
+  frame methods and the clamp soft threshold, is today's) or the matrix
+  products (``new``);
 * transforms only: the hand-written loop below with its wavelet transform
   replaced by the package's (`forward`/`inverse` or the frame methods);
 * hand-written: dense matrices per level and axis built from pywt
@@ -161,16 +159,6 @@ def _problem(name, dtype):
     return operator, y, hand
 
 
-class _FrameWaveletL1(WaveletL1):
-    """WaveletL1(translation_invariant=True) wired to the frame methods."""
-
-    def analysis(self, x):
-        return self._transform(2).frame_forward(x, self.n_shifts)
-
-    def synthesis(self, u):
-        return self._transform(2).frame_inverse(u, self.n_shifts)
-
-
 def _variants(name, dtype):
     """``{label: step}`` for one problem, plus the start point and the threshold map."""
     operator, y, (fwd, adj) = _problem(name, dtype)
@@ -184,8 +172,6 @@ def _variants(name, dtype):
 
     steps = {}
     regs = {"package old": WaveletL1(**reg_kw), "package new": WaveletL1(**reg_kw)}
-    if frame:
-        regs["package new+frame"] = _FrameWaveletL1(**reg_kw)
     for label, reg in regs.items():
         reg._transform(2)._use_matrix = label != "package old"
         fb = ForwardBackward(operator, reg)
