@@ -1,7 +1,10 @@
 """The scikit-learn face of the package: :class:`ReTuneRegularizer`.
 
-Data and parameter checks live in :mod:`retune_sklearn._validation`, the
-parameters, solves and the training loop in :mod:`retune_sklearn._training`.
+Data and parameter checks live in :mod:`retune_sklearn._validation`; the
+steps that turn the parameters into problems, θ and solves in
+:mod:`retune_sklearn._model_steps`; solves in :mod:`retune_sklearn.reconstruct`
+and :mod:`retune_sklearn.hypergradients`; the epoch loop in
+:mod:`retune_sklearn.learning.loop`.
 """
 
 import warnings
@@ -577,8 +580,9 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             if message:
                 warnings.warn(message, ConvergenceWarning, stacklevel=3)
         check.warn_if_needed(self._solve_options(), stacklevel=3)
-        session.report.n_capped = 0  # capped training solves: only the final solve counts
-        session.report.warn_if_needed(self._solve_options(), stacklevel=3)
+        # Training solves that hit the cap are not reported: warm starts make
+        # them shorter, and the check solve above is what transform runs.
+        session.report.warn_if_needed(self._solve_options(), stacklevel=3, capped=False)
         return self
 
     def _train(self, X_train, y_train, X_val, y_val, problem, theta, optimizer, session,

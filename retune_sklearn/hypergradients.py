@@ -74,10 +74,11 @@ class SolveReport:
     adjoint_failures: int = 0
     adjoint_residuals: list = field(default_factory=list)
 
-    def warn_if_needed(self, options, stacklevel=2):
-        """One ``ConvergenceWarning`` per problem found (not one per solve)."""
+    def warn_if_needed(self, options, stacklevel=2, *, capped=True):
+        """One ``ConvergenceWarning`` per problem found (not one per solve);
+        ``capped=False`` leaves out the solves that stopped at the cap."""
         advice = "" if options.solver.name == "fista" else ", use solver='fista'"
-        if self.n_capped:
+        if capped and self.n_capped:
             warnings.warn(
                 f"{self.n_capped} of {len(self.iterations)} solves stopped at the cap of "
                 f"T={options.T} blocks of K={options.K} iterations with a relative residual "
@@ -90,7 +91,8 @@ class SolveReport:
                 f"did not reach implicit_tol={options.implicit_tol:g} within "
                 f"implicit_max_iter={options.implicit_max_iter} (largest relative residual "
                 f"{max(self.adjoint_residuals):.2e}); those hypergradients are approximate. "
-                "Increase implicit_max_iter, or solve closer to the equilibrium (smaller tol).",
+                "Increase implicit_max_iter, or solve closer to the equilibrium (smaller "
+                "solve_tol).",
                 ConvergenceWarning, stacklevel=stacklevel + 1)
 
 

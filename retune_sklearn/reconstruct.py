@@ -14,7 +14,7 @@ from .hypergradients import SolveOptions, restarted_solve
 from .learning.data import batch_slices, to_measurements
 from .learning.parameters import theta_from_values
 from .operators import check_adjoint
-from .solvers import ForwardBackward, StepParameters, make_solver, relative_residual
+from .solvers import ForwardBackward, StepParameters, make_solver
 
 __all__ = ["Problem", "build_problem", "solve_batch", "reconstruct", "DTYPES"]
 
@@ -85,14 +85,6 @@ def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=No
     if use_bank:
         bank.store(X_b.index, u)
     return u
-
-
-def solve_residual(X_b, problem, theta, options, report=None):
-    """Per-sample relative fixed-point residual at the end of a (no-grad) solve."""
-    with torch.no_grad():
-        u = solve_batch(X_b, problem, theta, options, report=report)
-        phi = problem.model.step_map(step_parameters(X_b, problem, theta))
-        return relative_residual(phi, u)
 
 
 def reconstruct_into(out, X, mask, problem, solve, batch_size):
