@@ -1,4 +1,6 @@
-import time, warnings, numpy as np, torch
+import time
+
+import torch
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.datasets import make_denoising_problem
 from retune_sklearn.regularizers import WaveletL1, TotalVariation
