@@ -499,6 +499,8 @@ _FITTED_SCHEMA = {
     "init_scale_": _real(0),
     "K_": _integer(1),
     "K_selection_": _optional(lambda v: None if isinstance(v, dict) else "a dict"),
+    "solve_tol_": _optional(_real(0)),
+    "solve_tol_selection_": _optional(lambda v: None if isinstance(v, dict) else "a dict"),
     "contraction_factor_": _optional(_real(0, low_closed=True)),
     "block_contraction_": _optional(_real(0, low_closed=True)),
     "contraction_status_": lambda v: None if isinstance(v, str) else "a string",

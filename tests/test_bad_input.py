@@ -141,6 +141,11 @@ CASES = [
     ("K-negative", fit_with(K=-1), InvalidParameterError, "'K' parameter"),
     ("K-float", fit_with(K=2.5), InvalidParameterError, "'K' parameter"),
     ("T-zero", fit_with(T=0), InvalidParameterError, "'T' parameter"),
+    ("auto_K_target-one", fit_with(K="auto", auto_K_target=1.0), InvalidParameterError,
+     "'auto_K_target' parameter of ReTuneRegularizer must be a float in the range (0.0, 1.0)"),
+    ("solve_tol-string", fit_with(solve_tol="fast"), InvalidParameterError,
+     "'solve_tol' parameter of ReTuneRegularizer must be None, a str among {'auto'} or a "
+     "float in the range (0.0, inf)"),
     ("K-bool", fit_with(K=True), InvalidParameterError,
      "'K' parameter of ReTuneRegularizer must be an int in the range [1, inf) or a str among {'auto'}, not a bool"),
     ("batch_size-bool", fit_with(batch_size=True), InvalidParameterError,
