@@ -278,7 +278,7 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(target)
+            total += float(loss.detach()) * len(target)
         if history is not None:
             history.append(total / len(data))
     return module.eval()
