@@ -29,8 +29,10 @@ Steps, each timed in process CPU seconds on one thread:
    same subset; then the trainable ``PnP`` fine-tunes the network, from the
    learned (step, strength), on another subset.
 
-The report is printed and written to ``OUTPUT/pnp.md``; a full run also
-refreshes the committed ``benchmarks/pnp.md``.
+CPU seconds are those of the fits (and of the grid's solves), not of the
+test predictions. The report is printed and written to ``OUTPUT/pnp.md``; a
+full run also refreshes the tables of the committed ``benchmarks/pnp.md``
+(its closing "Reading" section is written by hand: update it after a run).
 """
 
 import argparse
@@ -249,8 +251,8 @@ def deblurring(net, pretrain_cpu, cfg, log):
 
 
 def _table(rows):
-    lines = ["| method | learned | test PSNR (dB) | CPU s (incl. pre-training) | CPU / TV's "
-             "| note |", "|---|---|---:|---:|---:|---|"]
+    lines = ["| method | learned | test PSNR (dB) | training CPU s (incl. pre-training) "
+             "| CPU / TV's | note |", "|---|---|---:|---:|---:|---|"]
     for r in rows:
         cpu = "—" if r["cpu"] is None else f"{r['cpu']:.1f}"
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.1f}×"

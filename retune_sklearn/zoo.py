@@ -196,6 +196,9 @@ def _check_pretraining(clean, noise_sigma, epochs, batch_size, crop_size):
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if crop_size is not None and clean.ndim == 2:
+        raise ValueError("crop_size applies to images (n, H, W) or (n, C, H, W); got 1-D "
+                         f"signals of shape {clean.shape}.")
     if crop_size is not None and (not isinstance(crop_size, (int, np.integer))
                                   or not 1 <= crop_size <= min(clean.shape[-2:])):
         raise ValueError(f"crop_size must be None or an integer in [1, {min(clean.shape[-2:])}]"
@@ -241,8 +244,8 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
     learning_rate : float, default=1e-3
         Adam's learning rate.
     crop_size : int or None, default=None
-        Train on random ``crop_size × crop_size`` windows of each batch
-        (cheaper steps; convolutional networks apply to any size).
+        Train on a random ``crop_size × crop_size`` window of each batch of
+        images (cheaper steps; convolutional networks apply to any size).
     noise_conditional : bool, default=False
         Call ``module(noisy, sigma)`` with ``sigma`` of shape ``(N, 1, 1, 1)``.
     random_state : int, default=0
