@@ -261,7 +261,9 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
     clean = _check_pretraining(clean_patches, noise_sigma, epochs, batch_size, crop_size)
-    reference = next(module.parameters())
+    reference = next(module.parameters(), None)
+    if reference is None:
+        raise ValueError(f"module {type(module).__name__} has no parameters to train.")
     dtype, device = reference.dtype, reference.device
     data = torch.as_tensor(clean, dtype=dtype)
     data = data[:, None] if data.dim() in (2, 3) else data  # a channel axis
