@@ -35,14 +35,14 @@ def reflect_index(size, before, after, device="cpu"):
 
 
 def pad_reflect(x, pads):
-    """Symmetric padding of the last ``len(pads)`` axes of ``x`` by ``pads[i] = (before, after)``."""
+    """Symmetric padding of the last ``len(pads)`` axes of ``x``, ``pads[i] = (before, after)``."""
     for axis, (before, after) in zip(range(-len(pads), 0), pads):
         x = x.index_select(axis, reflect_index(x.shape[axis], before, after, x.device))
     return x
 
 
 def pad_reflect_adjoint(y, pads):
-    """Adjoint of :func:`pad_reflect`: the padded margins are added back onto the pixels they copy."""
+    """Adjoint of :func:`pad_reflect`: the margins are added back onto the pixels they copy."""
     for axis, (before, after) in zip(range(-len(pads), 0), pads):
         size = y.shape[axis] - before - after
         shape = list(y.shape)
@@ -53,7 +53,7 @@ def pad_reflect_adjoint(y, pads):
 
 
 def mirror_extend(x, ndim):
-    """Even symmetric extension ``N -> 2N`` of the last ``ndim`` axes, scaled by ``1/√2`` per axis.
+    """Even symmetric extension ``N -> 2N`` of the last ``ndim`` axes, scaled by ``1/√2`` each.
 
     The scaling makes it an isometry (``‖E x‖ = ‖x‖``): ``mirror_fold`` is both
     its adjoint and its left inverse.
@@ -64,7 +64,7 @@ def mirror_extend(x, ndim):
 
 
 def mirror_fold(y, ndim):
-    """Adjoint (and left inverse) of :func:`mirror_extend`: add each mirrored half onto the first."""
+    """Adjoint (and left inverse) of :func:`mirror_extend`: fold the mirrored halves back."""
     for axis in range(-ndim, 0):
         first, second = y.chunk(2, dim=axis)
         y = first + second.flip(axis)

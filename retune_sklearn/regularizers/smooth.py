@@ -59,7 +59,7 @@ class Tikhonov(Regularizer):
         return self._cached(("symbol", shape), build).to(device=x.device, dtype=x.dtype), axes
 
     def _dct(self, x):
-        """Orthonormal DCT-II matrices of the difference axes and the Neumann ``DᵀD`` eigenvalues."""
+        """Orthonormal DCT-II matrices of the axes and the eigenvalues of Neumann ``DᵀD``."""
         shape = tuple(x.shape[a] for a in _difference_axes(x))
 
         def build():
