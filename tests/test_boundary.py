@@ -163,3 +163,29 @@ def test_reflect_model_fits_and_its_weights_file_round_trips(tmp_path):
     loaded = load_weights(tmp_path / "model.npz")
     assert loaded.regularizer.boundary == "reflect" and loaded.operator.boundary == "reflect"
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+def _load_bench_boundary():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_boundary.py"
+    spec = importlib.util.spec_from_file_location("bench_boundary", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("factor, sigma, operator, radius", [
+    (1, 1.5, Blur(sigma=1.5), 5), (2, 1.0, Downsampling(2), 2)], ids=["blur", "downsampling"])
+def test_benchmark_camera_data_is_the_operator_away_from_the_crop_border(factor, sigma, operator,
+                                                                        radius):
+    # bench_boundary degrades a larger patch and crops: inside the crop, farther from its
+    # border than the kernel's radius, the measurement must be the model's own A y.
+    bench = _load_bench_boundary()
+    big = RNG.random((2, bench.PATCH + 2 * bench.MARGIN, bench.PATCH + 2 * bench.MARGIN))
+    X, y = bench._camera(big, factor, sigma)
+    expected = operator.forward(torch.as_tensor(y)).numpy()
+    assert X.shape == expected.shape
+    inner = (slice(None),) + (slice(radius, -radius),) * 2  # 3 fine pixels: 2 coarse ones
+    np.testing.assert_allclose(X[inner], expected[inner], atol=1e-12)
