@@ -150,6 +150,8 @@ def test_reflect_wavelets_allow_one_level_more():
     with pytest.raises(ValueError, match="levels=3 needs every size divisible"):
         WaveletL1("haar", 3).check_signal_shape((12, 12))
     WaveletL1("haar", 3, boundary="reflect").check_signal_shape((12, 12))
+    with pytest.raises(ValueError, match="levels=4 needs .* the mirrored signal, twice"):
+        WaveletL1("haar", 4, boundary="reflect").check_signal_shape((12, 12))
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # K·T = 4 is tiny

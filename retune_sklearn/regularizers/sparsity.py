@@ -124,7 +124,13 @@ class WaveletL1(Regularizer):
 
     def _check_signal_shape(self, signal_shape):
         ndim = spatial_ndim(signal_shape)
-        self._transform(ndim).check_shape(self._coefficient_spatial_shape(signal_shape))
+        try:
+            self._transform(ndim).check_shape(self._coefficient_spatial_shape(signal_shape))
+        except ValueError as error:
+            if self.boundary != "reflect":
+                raise
+            raise ValueError(f"{error} (With boundary='reflect' the transform acts on the "
+                             "mirrored signal, twice the signal's sides.)") from error
 
     def _groups(self, spatial_shape):
         """Map each coefficient position to a weight index (-1: unpenalized).
