@@ -3,7 +3,7 @@ against a grid.
 
 Usage::
 
-    flock /tmp/retune-heavy.lock python benchmarks/bench_pnp.py       # full run (~9 min CPU)
+    python benchmarks/bench_pnp.py       # full run (~9 min CPU)
     python benchmarks/bench_pnp.py --quick                            # smoke run (seconds)
     python benchmarks/bench_pnp.py --output DIR                       # default benchmarks/output
 
