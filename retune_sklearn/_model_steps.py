@@ -12,12 +12,13 @@ import math
 import numpy as np
 import torch
 
-from ._validation import (check_continuable, check_data_range, check_fit_data,
+from ._validation import (check_continuable, check_continuable_adaptation, check_data_range, check_fit_data,
                           check_fitted_signals, check_init_weight, check_mask,
                           check_measurements, resolve_components, resolve_signal_shape)
 from .contraction import AUTO_K_MAX, AUTO_K_TARGET, choose_block_size, estimate_contraction
 from .hypergradients import SolveOptions
 from .learning.data import batch_slices, to_measurements, to_tensor
+from .learning.adaptive import WeightAdaptation, reference_statistic
 from .learning.losses import LOSSES
 from .learning.initialization import search_common_scale
 from .learning.parameters import Theta, initial_theta, noise_scale, theta_from_values
@@ -63,11 +64,36 @@ class ModelSteps:
         """The problem of the fitted estimator, on the current ``device``."""
         return build_problem(self.operator_, self.regularizer_, self.signal_shape_,
                              self.measurement_shape_, self.device, self.dtype,
-                             lipschitz=self.lipschitz_)
+                             lipschitz=self.lipschitz_, adaptation=self._fitted_adaptation())
+
+    def _fitted_adaptation(self):
+        """The fitted statistic and reference of an adaptive model (None: fixed weights)."""
+        statistic = getattr(self, "adaptive_statistic_", None)
+        return None if statistic is None else WeightAdaptation(statistic,
+                                                               self.statistic_reference_)
+
+    def _adapt_problem(self, problem, X_t, continued):
+        """Set ``problem.adaptation`` for a fit: ``adaptive_weights`` with the median
+        statistic of ``X_t`` as reference, or the fitted one when the fit continues."""
+        if continued:
+            check_continuable_adaptation(getattr(self, "adaptive_statistic_", None),
+                                         self.adaptive_weights)
+            problem.adaptation = self._fitted_adaptation()
+        elif self.adaptive_weights is not None:
+            problem.adaptation = WeightAdaptation(self.adaptive_weights, reference_statistic(
+                self.adaptive_weights, X_t, problem.model.operator, problem.signal_shape,
+                self.batch_size))
+        return problem
 
     def _fitted_theta(self, problem):
         return theta_from_values(self.weights_, self.step_scale_, self.regularizer_params_,
+                                 getattr(self, "weight_exponents_", None),
                                  device=problem.device, dtype=problem.dtype)
+
+    def _initial_exponents(self, n_weights):
+        """β at the start of a fit: 0 (the fixed-weight model), one per weight; None
+        without ``adaptive_weights``."""
+        return None if self.adaptive_weights is None else np.zeros(n_weights)
 
     def _initial_theta(self, X_t, y_t, problem):
         """θ at the start of a fit: ``init_weight`` (or "auto") and a fresh network."""
@@ -79,7 +105,8 @@ class ModelSteps:
             init = check_init_weight(self.init_weight, names)
         try:
             return initial_theta(init, self.step_scale, regularizer, problem.signal_shape,
-                                 self.random_state, device=problem.device, dtype=problem.dtype)
+                                 self.random_state, self._initial_exponents(len(names)),
+                                 device=problem.device, dtype=problem.dtype)
         except OverflowError:
             raise ValueError(f"init_weight={self.init_weight!r} over- or underflows in "
                              f"dtype={self.dtype!r}; rescale X and y or use float64.") from None
@@ -92,7 +119,7 @@ class ModelSteps:
         X_b, y_b = X_t[batch], y_t[batch]
 
         def loss_at(log_weights):
-            trial = Theta(log_weights, theta.step_logit, theta.network)
+            trial = Theta(log_weights, theta.step_logit, theta.network, theta.exponents)
             return self._batch_loss(X_b, y_b, problem, trial, "none")
         factor, _ = search_common_scale(loss_at, theta.log_weights.detach())
         with torch.no_grad():

@@ -387,3 +387,12 @@ def check_continuable(fitted_names, fitted_shapes, names, shapes):
                          f"{fitted_names} (network tensors {fitted_shapes}), but the "
                          f"current regularizer and data give {names} ({shapes}); they "
                          "cannot be continued. Set warm_start=False to start afresh.")
+
+
+def check_continuable_adaptation(fitted_statistic, statistic):
+    """Refuse to continue a fit whose adaptive statistic differs from ``adaptive_weights``."""
+    if fitted_statistic != statistic:
+        raise ValueError(f"adaptive_weights={statistic!r}, but the fitted model was learned "
+                         f"with adaptive_weights={fitted_statistic!r}: its weights cannot be "
+                         "continued (partial_fit, warm_start=True). Set adaptive_weights back, "
+                         "or fit afresh with warm_start=False.")

@@ -4,6 +4,7 @@ benchmarks and the tests share.
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ import torch
 from ._validation import (check_data, check_init_weight, check_mask, check_measurement_shape,
                           resolve_components, resolve_device)
 from .hypergradients import SolveOptions, restarted_solve
+from .learning.adaptive import WeightAdaptation, adapted_weights
 from .learning.data import batch_slices, to_measurements
 from .learning.parameters import theta_from_values
 from .operators import check_adjoint
@@ -23,7 +25,11 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass
 class Problem:
-    """Everything a solve needs, resolved from the components and the data shapes."""
+    """Everything a solve needs, resolved from the components and the data shapes.
+
+    ``adaptation`` (None: fixed weights) makes the weights of each sample
+    depend on its measurement (:mod:`retune_sklearn.learning.adaptive`).
+    """
 
     model: ForwardBackward
     signal_shape: tuple
@@ -31,10 +37,11 @@ class Problem:
     device: torch.device
     dtype: torch.dtype
     lipschitz: float
+    adaptation: Optional[WeightAdaptation] = None
 
 
 def build_problem(operator, regularizer, signal_shape, X_shape, device="auto", dtype="float32",
-                  *, lipschitz=None):
+                  *, lipschitz=None, adaptation=None):
     """Check the components on the shapes; resolve the device and ``L = ‖A W*‖²``.
 
     ``device`` and ``dtype`` take the estimator's values ("auto",
@@ -55,13 +62,23 @@ def build_problem(operator, regularizer, signal_shape, X_shape, device="auto", d
         if not lipschitz > 0:
             raise ValueError("The operator is zero on these signals (‖A‖ = 0): nothing "
                              "can be reconstructed.")
-    return Problem(model, signal_shape, measurement_shape, device, dtype, lipschitz)
+    return Problem(model, signal_shape, measurement_shape, device, dtype, lipschitz,
+                   adaptation)
+
+
+def batch_weights(X_b, problem, theta):
+    """The weights of the batch ``X_b``: θ's ``(G,)`` weights, or with an adaptive
+    problem the ``(n, G)`` weights ``exp(θ_g) (s_i / s_ref)^{β_g}``."""
+    if problem.adaptation is None or theta.exponents is None:
+        return theta.weights
+    log_ratio = problem.adaptation.log_ratio(X_b, problem.model.operator, problem.signal_shape)
+    return adapted_weights(theta.log_weights, theta.exponents, log_ratio.to(problem.dtype))
 
 
 def step_parameters(X_b, problem, theta):
     """θ and the batch ``X_b`` as the :class:`StepParameters` of ``φ_θ``."""
-    return StepParameters(X_b.values, theta.weights, theta.stepsize(problem.lipschitz,
-                                                                    problem.dtype),
+    return StepParameters(X_b.values, batch_weights(X_b, problem, theta),
+                          theta.stepsize(problem.lipschitz, problem.dtype),
                           theta.network, X_b.mask)
 
 
