@@ -766,7 +766,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         out = np.empty((len(X), *self._y_sample_shape), dtype=out_dtype)
         n_bad = reconstruct_into(out, X, mask, problem,
-                                 lambda batch: self._solve(batch, problem, theta, "none"),
+                                 lambda batch, _: self._solve(batch, problem, theta, "none"),
                                  self.batch_size)
         if n_bad:
             raise ValueError(f"transform produced non-finite reconstructions for {n_bad} of "

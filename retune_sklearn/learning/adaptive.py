@@ -43,6 +43,12 @@ __all__ = ["STATISTICS", "WeightAdaptation", "finest_details", "noise_level",
 MAD_TO_SIGMA = 0.6744897501960817
 
 
+def median(x, dim=None):
+    """The median as numpy defines it (the mean of the two middle values of an even
+    count; ``torch.median`` returns the lower one)."""
+    return torch.quantile(x, 0.5) if dim is None else torch.quantile(x, 0.5, dim=dim)
+
+
 def finest_details(x, ndim):
     """Finest-level orthonormal Haar detail coefficients of a batch.
 
@@ -72,7 +78,7 @@ def finest_details(x, ndim):
 def noise_level(x, ndim):
     """``median(|finest diagonal details|) / 0.6745`` per sample (a robust σ̂)."""
     diagonal = finest_details(x, ndim)[-1].flatten(1)
-    return diagonal.abs().median(dim=1).values / MAD_TO_SIGMA
+    return median(diagonal.abs(), dim=1) / MAD_TO_SIGMA
 
 
 def detail_energy(x, ndim):
@@ -117,7 +123,7 @@ def reference_statistic(name, measurements, operator, signal_shape, batch_size):
     values = torch.cat([measurement_statistic(name, measurements[start:start + batch_size],
                                               operator, signal_shape)
                         for start in range(0, len(measurements), batch_size)])
-    return float(values.median())
+    return float(median(values))
 
 
 def adapted_weights(log_weights, exponents, log_ratio):
