@@ -20,7 +20,7 @@ from .hypergradients import SolveOptions
 from .learning.data import batch_slices, to_measurements, to_tensor
 from .learning.adaptive import WeightAdaptation, reference_statistic
 from .learning.losses import LOSSES
-from .learning.initialization import search_common_scale
+from .learning.initialization import search_common_exponent, search_common_scale
 from .learning.parameters import Theta, initial_theta, noise_scale, theta_from_values
 from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
@@ -91,8 +91,8 @@ class ModelSteps:
                                  device=problem.device, dtype=problem.dtype)
 
     def _initial_exponents(self, n_weights):
-        """β at the start of a fit: 0 (the fixed-weight model), one per weight; None
-        without ``adaptive_weights``."""
+        """β at the start of a fit (before the scale search): 0, the fixed-weight
+        model, one per weight; None without ``adaptive_weights``."""
         return None if self.adaptive_weights is None else np.zeros(n_weights)
 
     def _initial_theta(self, X_t, y_t, problem):
@@ -113,17 +113,25 @@ class ModelSteps:
 
     def _search_initial_scale(self, theta, X_t, y_t, problem):
         """Multiply θ's weights, in place, by the common factor with the lowest
-        training loss on one batch (evenly spaced samples); return the factor."""
+        training loss on one batch (evenly spaced samples), then (adaptive
+        weights) set every exponent to the common value of lowest loss there;
+        return the factor."""
         batch = torch.as_tensor(np.unique(np.linspace(0, len(X_t) - 1, self.batch_size)
                                           .astype(int)), device=X_t.device)
         X_b, y_b = X_t[batch], y_t[batch]
 
-        def loss_at(log_weights):
-            trial = Theta(log_weights, theta.step_logit, theta.network, theta.exponents)
+        def loss_at(log_weights, exponents=theta.exponents):
+            trial = Theta(log_weights, theta.step_logit, theta.network, exponents)
             return self._batch_loss(X_b, y_b, problem, trial, "none")
         factor, _ = search_common_scale(loss_at, theta.log_weights.detach())
         with torch.no_grad():
             theta.log_weights.add_(math.log(factor))
+        if theta.exponents is not None:
+            exponent, _ = search_common_exponent(
+                lambda exponents: loss_at(theta.log_weights.detach(), exponents),
+                theta.exponents.detach())
+            with torch.no_grad():
+                theta.exponents.fill_(exponent)
         return factor
 
     def _continued_theta(self, problem, initial):

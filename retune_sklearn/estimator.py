@@ -131,13 +131,16 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         initial weights by the common factor (1/16 … 64, half-octave
         resolution) with the lowest training loss on one batch, before the
         first Adam step: short fits then start at the right order of
-        magnitude (``init_scale_``).
+        magnitude (``init_scale_``); with ``adaptive_weights``, then the
+        common exponent of the statistic.
     adaptive_weights : {None, "noise", "detail"}, default=None
         Per-sample weights that follow a statistic ``s`` of each measurement:
         ``λ_g(X_i) = weights_[g] · (s(X_i) / statistic_reference_)^β_g``,
-        with ``β_g`` (``weight_exponents_``, starting at 0) learned with the
-        weights by the same hypergradients and the reference the median of
-        ``s`` over the training measurements. ``"noise"``: the noise level
+        with ``β_g`` (``weight_exponents_``) learned with the weights by the
+        same hypergradients and the reference the median of ``s`` over the
+        training measurements. The exponents start at 0, or with
+        ``scale_search`` at the common value (−6 … 2 in half steps) of lowest
+        training loss on the search batch. ``"noise"``: the noise level
         ``median(|HH₁|) / 0.6745`` of the finest diagonal Haar details;
         ``"detail"``: the root-mean-square of all finest Haar details (noise
         and texture). Computed on ``X`` itself for denoising, on the
@@ -706,7 +709,10 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         ndarray of shape (n_weights,)
             ``∂ loss / ∂ log λ_g`` where ``loss`` is the training loss (see
             ``loss``, in the units of ``loss_curve_``) averaged over all
-            samples of ``X`` (computed in chunks of ``batch_size``).
+            samples of ``X`` (computed in chunks of ``batch_size``). With
+            ``adaptive_weights``, the derivatives with respect to the
+            log-weights of the reference (``weights_``); the exponents'
+            gradient is not returned.
         """
         hypergradient = self.hypergradient if hypergradient is None else hypergradient
         if hypergradient not in HYPERGRADIENTS:

@@ -183,3 +183,25 @@ def test_grid_search_chooses_among_statistics_and_partial_fit_continues():
     first = est.weight_exponents_.copy()
     est.partial_fit(X, Y)
     assert est.n_iter_ == 2 and not np.array_equal(est.weight_exponents_, first)
+
+
+def test_initial_exponent_search_starts_at_the_best_common_exponent():
+    """With learning off (tiny learning rate), the exponents are the common value
+    the search chose; it beats its neighbours on the search batch (all samples
+    here), each loss computed independently with the functional reconstruct."""
+    est = ReTuneRegularizer(regularizer=WaveletL1("haar", levels=2), adaptive_weights="detail",
+                            K=1, T=1, max_epochs=1, learning_rate=1e-12, batch_size=len(X),
+                            loss="mse", dtype="float64", random_state=0).fit(X, Y)
+    beta = est.weight_exponents_
+    np.testing.assert_allclose(beta, np.round(2 * beta[0]) / 2, atol=1e-9)  # a grid value
+    beta = np.round(2 * beta) / 2
+    assert beta[0] != 0
+    ratio = _pywt_statistic("detail", X) / est.statistic_reference_
+
+    def loss(b):
+        weights = est.weights_ * ratio[:, None] ** b
+        return np.mean((reconstruct(X, None, est.regularizer_, weights, K=1, T=1,
+                                    dtype="float64") - Y) ** 2)
+    best = loss(beta[0])
+    assert best < loss(0.0)
+    assert best <= min(loss(beta[0] - 0.5), loss(beta[0] + 0.5))
