@@ -12,8 +12,8 @@ import math
 import numpy as np
 import torch
 
-from ._validation import (check_continuable, check_continuable_adaptation, check_data_range, check_fit_data,
-                          check_fitted_signals, check_init_weight, check_mask,
+from ._validation import (check_continuable, check_continuable_adaptation, check_data_range,
+                          check_fit_data, check_fitted_signals, check_init_weight, check_mask,
                           check_measurements, resolve_components, resolve_signal_shape)
 from .contraction import AUTO_K_MAX, AUTO_K_TARGET, choose_block_size, estimate_contraction
 from .hypergradients import SolveOptions
