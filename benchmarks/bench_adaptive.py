@@ -227,6 +227,8 @@ def main(argv=None):
     print(report)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "adaptive.md").write_text(report)
+    if not args.quick:
+        COMMITTED.write_text(report)
     return report
 
 
