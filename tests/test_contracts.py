@@ -22,8 +22,9 @@ from retune_sklearn import operators, regularizers
 from retune_sklearn._params import ParameterObject
 from retune_sklearn.operators import (Blur, CallableOperator, Downsampling, Identity, Inpainting,
                                       MatrixOperator, check_adjoint, power_iteration)
-from retune_sklearn.regularizers import (L1Norm, LearnedDenoiser, Tikhonov, TotalVariation,
+from retune_sklearn.regularizers import (L1Norm, LearnedDenoiser, PnP, Tikhonov, TotalVariation,
                                          WaveletL1)
+from retune_sklearn.zoo import DnCNN, SmallUNet
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,14 @@ def test_operator_refuses_a_bool_for_an_int(entry):
 
 
 # ------------------------------------------------------------------ regularizers
+def seeded(make, *args, **kwargs):
+    """A torch module built from a fixed seed (the registry's factories are called often)."""
+    def factory():
+        torch.manual_seed(0)
+        return make(*args, **kwargs)
+    return factory
+
+
 REGULARIZERS = [
     Entry("l1", L1Norm, (16,)),
     Entry("wavelet-subband", lambda: WaveletL1("haar", 2), (8, 8), int_param="levels"),
@@ -195,6 +204,15 @@ REGULARIZERS = [
           (16,), int_param="kernel_size", convex=False, exact_prox=False),
     Entry("denoiser-color", lambda: LearnedDenoiser(n_layers=3, n_channels=4), (3, 8, 8),
           convex=False, exact_prox=False),
+    # Plug-and-play around torch modules: frozen, trainable (θ's tensors), noise-conditional.
+    Entry("pnp-frozen", lambda: PnP(seeded(DnCNN, 2, 4)()), (8, 8), convex=False,
+          exact_prox=False),
+    Entry("pnp-trainable-1d", lambda: PnP(seeded(DnCNN, 2, 3, ndim=1)(), trainable=True),
+          (16,), convex=False, exact_prox=False),
+    Entry("pnp-conditional-color",
+          lambda: PnP(seeded(SmallUNet, 2, 1, in_channels=3, noise_conditional=True)(),
+                      trainable=True, noise_conditional=True), (3, 8, 8), convex=False,
+          exact_prox=False),
 ]
 N = 3  # batch size of the checks
 
