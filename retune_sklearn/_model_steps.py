@@ -14,15 +14,16 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ._validation import (check_continuable, check_data_range, check_fit_data,
-                          check_fitted_signals, check_init_weight, check_mask,
+from ._validation import (check_continuable, check_continuable_adaptation, check_data_range,
+                          check_fit_data, check_fitted_signals, check_init_weight, check_mask,
                           check_measurements, resolve_components, resolve_signal_shape)
 from .contraction import (AUTO_DISTANCE, AUTO_K_MAX, choose_block_size, choose_solve_tol,
                           estimate_contraction)
 from .hypergradients import SolveOptions
 from .learning.data import batch_slices, to_measurements, to_tensor
+from .learning.adaptive import WeightAdaptation, reference_statistic
 from .learning.losses import LOSSES
-from .learning.initialization import search_common_scale
+from .learning.initialization import search_common_exponent, search_common_scale
 from .learning.parameters import Theta, initial_theta, noise_scale, theta_from_values
 from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
@@ -79,11 +80,36 @@ class ModelSteps:
         """The problem of the fitted estimator, on the current ``device``."""
         return build_problem(self.operator_, self.regularizer_, self.signal_shape_,
                              self.measurement_shape_, self.device, self.dtype,
-                             lipschitz=self.lipschitz_)
+                             lipschitz=self.lipschitz_, adaptation=self._fitted_adaptation())
+
+    def _fitted_adaptation(self):
+        """The fitted statistic and reference of an adaptive model (None: fixed weights)."""
+        statistic = getattr(self, "adaptive_statistic_", None)
+        return None if statistic is None else WeightAdaptation(statistic,
+                                                               self.statistic_reference_)
+
+    def _adapt_problem(self, problem, X_t, continued):
+        """Set ``problem.adaptation`` for a fit: ``adaptive_weights`` with the median
+        statistic of ``X_t`` as reference, or the fitted one when the fit continues."""
+        if continued:
+            check_continuable_adaptation(getattr(self, "adaptive_statistic_", None),
+                                         self.adaptive_weights)
+            problem.adaptation = self._fitted_adaptation()
+        elif self.adaptive_weights is not None:
+            problem.adaptation = WeightAdaptation(self.adaptive_weights, reference_statistic(
+                self.adaptive_weights, X_t, problem.model.operator, problem.signal_shape,
+                self.batch_size))
+        return problem
 
     def _fitted_theta(self, problem):
         return theta_from_values(self.weights_, self.step_scale_, self.regularizer_params_,
+                                 getattr(self, "weight_exponents_", None),
                                  device=problem.device, dtype=problem.dtype)
+
+    def _initial_exponents(self, n_weights):
+        """β at the start of a fit (before the scale search): 0, the fixed-weight
+        model, one per weight; None without ``adaptive_weights``."""
+        return None if self.adaptive_weights is None else np.zeros(n_weights)
 
     def _initial_theta(self, X_t, y_t, problem):
         """θ at the start of a fit: ``init_weight`` (or "auto") and a fresh network."""
@@ -95,24 +121,33 @@ class ModelSteps:
             init = check_init_weight(self.init_weight, names)
         try:
             return initial_theta(init, self.step_scale, regularizer, problem.signal_shape,
-                                 self.random_state, device=problem.device, dtype=problem.dtype)
+                                 self.random_state, self._initial_exponents(len(names)),
+                                 device=problem.device, dtype=problem.dtype)
         except OverflowError:
             raise ValueError(f"init_weight={self.init_weight!r} over- or underflows in "
                              f"dtype={self.dtype!r}; rescale X and y or use float64.") from None
 
     def _search_initial_scale(self, theta, X_t, y_t, problem):
         """Multiply θ's weights, in place, by the common factor with the lowest
-        training loss on one batch (evenly spaced samples); return the factor."""
+        training loss on one batch (evenly spaced samples), then (adaptive
+        weights) set every exponent to the common value of lowest loss there;
+        return the factor."""
         batch = torch.as_tensor(np.unique(np.linspace(0, len(X_t) - 1, self.batch_size)
                                           .astype(int)), device=X_t.device)
         X_b, y_b = X_t[batch], y_t[batch]
 
-        def loss_at(log_weights):
-            trial = Theta(log_weights, theta.step_logit, theta.network)
+        def loss_at(log_weights, exponents=theta.exponents):
+            trial = Theta(log_weights, theta.step_logit, theta.network, exponents)
             return self._batch_loss(X_b, y_b, problem, trial, "none")
         factor, _ = search_common_scale(loss_at, theta.log_weights.detach())
         with torch.no_grad():
             theta.log_weights.add_(math.log(factor))
+        if theta.exponents is not None:
+            exponent, _ = search_common_exponent(
+                lambda exponents: loss_at(theta.log_weights.detach(), exponents),
+                theta.exponents.detach())
+            with torch.no_grad():
+                theta.exponents.fill_(exponent)
         return factor
 
     def _continued_theta(self, problem, initial):

@@ -380,6 +380,21 @@ def check_init_weight(init_weight, names, name="init_weight"):
     return init
 
 
+def check_weights(weights, names, n_samples, name="weights"):
+    """Weights shared by the samples (as :func:`check_init_weight`) or one row of
+    positive finite weights per sample, shape ``(n_samples, n_weights)``."""
+    array = np.asarray(weights, dtype=np.float64)
+    if array.ndim != 2:
+        return check_init_weight(weights, names, name=name)
+    if array.shape != (n_samples, len(names)):
+        raise ValueError(f"{name} of shape (n_samples, n_weights) must be ({n_samples}, "
+                         f"{len(names)}) here (one row per sample of X, one column per "
+                         f"name in {names}); got shape {array.shape}.")
+    if not np.all(np.isfinite(array) & (array > 0)):
+        raise ValueError(f"{name} must hold positive finite weights; got {array}.")
+    return array
+
+
 def check_continuable(fitted_names, fitted_shapes, names, shapes):
     """Refuse to continue a fit whose weights or network differ from the current ones."""
     if names != fitted_names or shapes != fitted_shapes:
@@ -387,3 +402,12 @@ def check_continuable(fitted_names, fitted_shapes, names, shapes):
                          f"{fitted_names} (network tensors {fitted_shapes}), but the "
                          f"current regularizer and data give {names} ({shapes}); they "
                          "cannot be continued. Set warm_start=False to start afresh.")
+
+
+def check_continuable_adaptation(fitted_statistic, statistic):
+    """Refuse to continue a fit whose adaptive statistic differs from ``adaptive_weights``."""
+    if fitted_statistic != statistic:
+        raise ValueError(f"adaptive_weights={statistic!r}, but the fitted model was learned "
+                         f"with adaptive_weights={fitted_statistic!r}: its weights cannot be "
+                         "continued (partial_fit, warm_start=True). Set adaptive_weights back, "
+                         "or fit afresh with warm_start=False.")

@@ -29,6 +29,7 @@ from ._validation import (check_integer_parameters, check_iterations, check_mask
                           check_measurements, check_score_signals, python_integers)
 from .contraction import auto_block_size_message, expansive_block_message
 from .hypergradients import HYPERGRADIENTS, SolveReport
+from .learning.adaptive import STATISTICS
 from .learning.data import batch_slices, validation_split
 from .learning.losses import LOSSES, SCALE_DEPENDENT
 from .learning.loop import LoopOptions, train
@@ -139,7 +140,23 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         initial weights by the common factor (1/16 … 64, half-octave
         resolution) with the lowest training loss on one batch, before the
         first Adam step: short fits then start at the right order of
-        magnitude (``init_scale_``).
+        magnitude (``init_scale_``); with ``adaptive_weights``, then the
+        common exponent of the statistic.
+    adaptive_weights : {None, "noise", "detail"}, default=None
+        Per-sample weights that follow a statistic ``s`` of each measurement:
+        ``λ_g(X_i) = weights_[g] · (s(X_i) / statistic_reference_)^β_g``,
+        with ``β_g`` (``weight_exponents_``) learned with the weights by the
+        same hypergradients and the reference the median of ``s`` over the
+        training measurements. The exponents start at 0, or with
+        ``scale_search`` at the common value (−6 … 2 in half steps) of lowest
+        training loss on the search batch. ``"noise"``: the noise level
+        ``median(|HH₁|) / 0.6745`` of the finest diagonal Haar details;
+        ``"detail"``: the root-mean-square of all finest Haar details (noise
+        and texture). Computed on ``X`` itself for denoising, on the
+        back-projection ``Aᵀ X`` (masked entries zero) for other operators
+        (see :mod:`retune_sklearn.learning.adaptive`). The weights depend on
+        the measurement only: every solve stays convex. None: one set of
+        weights for every sample.
     learn_weights : bool, default=True
         If False, the weights stay at ``init_weight`` (a classical model with
         hand-set weights, e.g. for grid search over ``init_weight``).
@@ -214,8 +231,18 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
     ----------
     weights_ : ndarray of shape (n_weights,)
         Learned weights ``λ_g`` in natural units.
+        With ``adaptive_weights``, the weights of a measurement whose
+        statistic equals ``statistic_reference_``.
     weight_names_ : list of str
         Name of each weight (e.g. wavelet subbands "a3", "h3", ..., "d1").
+    adaptive_statistic_ : str or None
+        The ``adaptive_weights`` the model was fitted with (``transform``
+        uses it whatever ``adaptive_weights`` is set to afterwards).
+    statistic_reference_ : float or None
+        ``s_ref``, the median statistic of the training measurements (None
+        for fixed weights).
+    weight_exponents_ : ndarray of shape (n_weights,) or None
+        The learned powers ``β_g`` of the statistic (None for fixed weights).
     step_scale_ : float
         Step scale used (learned if ``learn_step_size``).
     stepsize_ : float
@@ -389,6 +416,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         "init_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"),
                         "array-like"],
         "scale_search": ["boolean"],
+        "adaptive_weights": [None, StrOptions(set(STATISTICS))],
         "learn_weights": ["boolean"],
         "learn_step_size": ["boolean"],
         "step_scale": [Interval(Real, 0, 2, closed="neither")],
@@ -415,7 +443,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
                  solve_tol=1e-4,
                  solver="fista", reuse_iterates=True, hypergradient="jfb", implicit_tol=1e-6,
                  implicit_max_iter=200, init_weight="auto", scale_search=True,
-                 learn_weights=True,
+                 adaptive_weights=None, learn_weights=True,
                  learn_step_size=False, step_scale=1.0, loss="mse", learning_rate=0.05,
                  max_epochs=30, batch_size=32, shuffle=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, warm_start=False,
@@ -434,6 +462,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         self.implicit_max_iter = implicit_max_iter
         self.init_weight = init_weight
         self.scale_search = scale_search
+        self.adaptive_weights = adaptive_weights
         self.learn_weights = learn_weights
         self.learn_step_size = learn_step_size
         self.step_scale = step_scale
@@ -550,6 +579,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         continued = proceed or (self.warm_start and hasattr(self, "weights_"))
         if continued:
             theta = self._continued_theta(problem, theta)
+        self._adapt_problem(problem, X_t, continued)
         X_train, y_train, X_val, y_val = X_t, y_t, None, None
         if self.early_stopping and not incremental:
             train, held_out = (torch.as_tensor(i, device=X_t.device) for i in
@@ -640,7 +670,12 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         """Assign all fitted attributes at once (``theta`` detached)."""
         step_scale = float(theta.step_scale)
         training_iterations = session.report.iterations
+        adaptation = problem.adaptation
         vars(self).update(
+            adaptive_statistic_=None if adaptation is None else adaptation.statistic,
+            statistic_reference_=None if adaptation is None else adaptation.reference,
+            weight_exponents_=(None if theta.exponents is None
+                               else theta.exponents.cpu().numpy().astype(np.float64)),
             operator_=problem.model.operator,
             regularizer_=problem.model.regularizer,
             weights_=theta.weights.cpu().numpy().astype(np.float64),
@@ -698,7 +733,10 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         ndarray of shape (n_weights,)
             ``∂ loss / ∂ log λ_g`` where ``loss`` is the training loss (see
             ``loss``, in the units of ``loss_curve_``) averaged over all
-            samples of ``X`` (computed in chunks of ``batch_size``).
+            samples of ``X`` (computed in chunks of ``batch_size``). With
+            ``adaptive_weights``, the derivatives with respect to the
+            log-weights of the reference (``weights_``); the exponents'
+            gradient is not returned.
         """
         hypergradient = self.hypergradient if hypergradient is None else hypergradient
         if hypergradient not in HYPERGRADIENTS:
@@ -708,9 +746,11 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             _, _, problem, X_t, y_t = self._prepare_data(X, y, mask)
             if hasattr(self, "weights_"):
                 theta = self._fitted_theta(problem)
+                problem.adaptation = self._fitted_adaptation()
                 choices = self._solve_choices()
             else:
                 theta = self._initial_theta(X_t, y_t, problem)
+                self._adapt_problem(problem, X_t, continued=False)
                 choices = self._choose_solve_settings(X_t, problem, theta)
             theta.log_weights.requires_grad_(True)
             self._choices = choices
@@ -756,7 +796,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         out = np.empty((len(X), *self._y_sample_shape), dtype=out_dtype)
         n_bad = reconstruct_into(out, X, mask, problem,
-                                 lambda batch: self._solve(batch, problem, theta, "none"),
+                                 lambda batch, _: self._solve(batch, problem, theta, "none"),
                                  self.batch_size)
         if n_bad:
             raise ValueError(f"transform produced non-finite reconstructions for {n_bad} of "

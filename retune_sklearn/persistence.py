@@ -468,6 +468,19 @@ def _weights(value):
     return None if ok else "a 1-D float array of positive finite weights"
 
 
+def _exponents(value):
+    ok = (isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim == 1
+          and value.size >= 1 and bool(np.all(np.isfinite(value))))
+    return None if ok else "a 1-D float array of finite exponents"
+
+
+def _statistic(value):
+    from .learning.adaptive import STATISTICS
+
+    ok = isinstance(value, str) and value in STATISTICS
+    return None if ok else f"one of {sorted(STATISTICS)}"
+
+
 def _network(value):
     ok = isinstance(value, dict) and all(
         isinstance(k, str) and isinstance(v, np.ndarray) and v.dtype.kind == "f"
@@ -482,6 +495,9 @@ _FITTED_SCHEMA = {
     "regularizer_": _instance(regularizers.Regularizer),
     "weights_": _weights,
     "regularizer_params_": _network,
+    "adaptive_statistic_": _optional(_statistic),
+    "statistic_reference_": _optional(_real(0)),
+    "weight_exponents_": _optional(_exponents),
     "weight_names_": _list_of(lambda v: None if isinstance(v, str) else "", "strings"),
     "step_scale_": _real(0, 2),
     "lipschitz_": _real(0),
@@ -558,6 +574,7 @@ def _check_consistent(fitted, where):
         raise WeightsFileError(f"{where} is inconsistent: {len(fitted['weights_'])} weights for "
                                f"a regularizer with {len(names)} ({names}); the file names "
                                f"{fitted['weight_names_'][:10]}.")
+    _check_adaptation_consistent(fitted, len(names), where)
     network = {k: tuple(v.shape) for k, v in
                regularizer.init_parameters(shape, torch.Generator().manual_seed(0)).items()}
     saved = {k: tuple(v.shape) for k, v in fitted["regularizer_params_"].items()}
@@ -571,6 +588,21 @@ def _check_consistent(fitted, where):
     if fitted["n_iter_"] != len(fitted["loss_curve_"]):
         raise WeightsFileError(f"{where} is inconsistent: n_iter_={fitted['n_iter_']} for "
                                f"{len(fitted['loss_curve_'])} epochs in loss_curve_.")
+
+
+def _check_adaptation_consistent(fitted, n_weights, where):
+    """An adaptive model has a statistic, a reference and one (or one shared) exponent
+    per weight; a fixed one none of them."""
+    parts = [fitted[k] is None for k in ("adaptive_statistic_", "statistic_reference_",
+                                         "weight_exponents_")]
+    exponents = fitted["weight_exponents_"]
+    if any(parts) != all(parts) or (exponents is not None
+                                    and len(exponents) not in (1, n_weights)):
+        raise WeightsFileError(f"{where} is inconsistent: adaptive_statistic_="
+                               f"{fitted['adaptive_statistic_']!r}, statistic_reference_="
+                               f"{fitted['statistic_reference_']!r} and weight_exponents_ "
+                               f"{_shown(exponents)} must all be None or describe one "
+                               f"adaptive model of {n_weights} weights.")
 
 
 def _shown(value):

@@ -4,15 +4,17 @@ benchmarks and the tests share.
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
-from ._validation import (check_data, check_init_weight, check_mask, check_measurement_shape,
+from ._validation import (check_data, check_mask, check_measurement_shape, check_weights,
                           resolve_components, resolve_device)
 from .hypergradients import SolveOptions, restarted_solve
+from .learning.adaptive import WeightAdaptation, adapted_weights
 from .learning.data import batch_slices, to_measurements
-from .learning.parameters import theta_from_values
+from .learning.parameters import Theta, theta_from_values
 from .operators import check_adjoint
 from .solvers import ForwardBackward, StepParameters, make_solver
 
@@ -23,7 +25,11 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass
 class Problem:
-    """Everything a solve needs, resolved from the components and the data shapes."""
+    """Everything a solve needs, resolved from the components and the data shapes.
+
+    ``adaptation`` (None: fixed weights) makes the weights of each sample
+    depend on its measurement (:mod:`retune_sklearn.learning.adaptive`).
+    """
 
     model: ForwardBackward
     signal_shape: tuple
@@ -31,10 +37,11 @@ class Problem:
     device: torch.device
     dtype: torch.dtype
     lipschitz: float
+    adaptation: Optional[WeightAdaptation] = None
 
 
 def build_problem(operator, regularizer, signal_shape, X_shape, device="auto", dtype="float32",
-                  *, lipschitz=None):
+                  *, lipschitz=None, adaptation=None):
     """Check the components on the shapes; resolve the device and ``L = ‖A W*‖²``.
 
     ``device`` and ``dtype`` take the estimator's values ("auto",
@@ -55,13 +62,23 @@ def build_problem(operator, regularizer, signal_shape, X_shape, device="auto", d
         if not lipschitz > 0:
             raise ValueError("The operator is zero on these signals (‖A‖ = 0): nothing "
                              "can be reconstructed.")
-    return Problem(model, signal_shape, measurement_shape, device, dtype, lipschitz)
+    return Problem(model, signal_shape, measurement_shape, device, dtype, lipschitz,
+                   adaptation)
+
+
+def batch_weights(X_b, problem, theta):
+    """The weights of the batch ``X_b``: θ's ``(G,)`` weights, or with an adaptive
+    problem the ``(n, G)`` weights ``exp(θ_g) (s_i / s_ref)^{β_g}``."""
+    if problem.adaptation is None or theta.exponents is None:
+        return theta.weights
+    log_ratio = problem.adaptation.log_ratio(X_b, problem.model.operator, problem.signal_shape)
+    return adapted_weights(theta.log_weights, theta.exponents, log_ratio.to(problem.dtype))
 
 
 def step_parameters(X_b, problem, theta):
     """θ and the batch ``X_b`` as the :class:`StepParameters` of ``φ_θ``."""
-    return StepParameters(X_b.values, theta.weights, theta.stepsize(problem.lipschitz,
-                                                                    problem.dtype),
+    return StepParameters(X_b.values, batch_weights(X_b, problem, theta),
+                          theta.stepsize(problem.lipschitz, problem.dtype),
                           theta.network, X_b.mask)
 
 
@@ -88,8 +105,8 @@ def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=No
 
 
 def reconstruct_into(out, X, mask, problem, solve, batch_size):
-    """Fill ``out`` with ``solve(batch)`` (reconstructions) over chunks of ``X``;
-    return how many samples are non-finite.
+    """Fill ``out`` with ``solve(batch, chunk)`` (reconstructions of the samples
+    ``chunk``, a slice) over chunks of ``X``; return how many samples are non-finite.
 
     Chunk by chunk (tensors and all) so that memory beyond the output is
     bounded by ``batch_size``, whatever ``len(X)``.
@@ -99,7 +116,7 @@ def reconstruct_into(out, X, mask, problem, solve, batch_size):
         for chunk in batch_slices(len(X), batch_size):
             batch = to_measurements(X[chunk], None if mask is None else mask[chunk],
                                     problem.device, problem.dtype)
-            x_hat = solve(batch)
+            x_hat = solve(batch, chunk)
             n_bad += int((~torch.isfinite(x_hat.flatten(1)).all(dim=1)).sum())
             out[chunk] = x_hat.cpu().numpy().reshape(out[chunk].shape)
     return n_bad
@@ -120,8 +137,10 @@ def reconstruct(X, operator, regularizer, weights, *, step_scale=1.0, network=No
     operator, regularizer : components or None
         As in :class:`~retune_sklearn.ReTuneRegularizer` (None: ``Identity()``
         and ``WaveletL1()``).
-    weights : array-like of shape (n_weights,)
-        The weights λ_g, in the order of ``regularizer.weight_names(signal_shape)``.
+    weights : array-like of shape (n_weights,) or (n_samples, n_weights)
+        The weights λ_g, in the order of ``regularizer.weight_names(signal_shape)``:
+        shared by every sample, or one row per sample (e.g. per-image levels),
+        read by the proxes as an ``(n, G)`` tensor without copies per sample.
     step_scale : float in (0, 2), default=1.0
         ``τ = step_scale / ‖A W*‖²``.
     network : dict of arrays or None
@@ -158,8 +177,7 @@ def reconstruct(X, operator, regularizer, weights, *, step_scale=1.0, network=No
     problem = build_problem(operator, regularizer, signal_shape, X.shape[1:], device, dtype)
     X = X.reshape(len(X), *problem.measurement_shape)
     mask = check_mask(mask, X)
-    weights = check_init_weight(weights, regularizer.weight_names(problem.signal_shape),
-                                name="weights")
+    weights = check_weights(weights, regularizer.weight_names(problem.signal_shape), len(X))
     if network is None:
         network = regularizer.init_parameters(problem.signal_shape, torch.Generator())
     theta = theta_from_values(weights, step_scale, network, device=problem.device,
@@ -167,8 +185,10 @@ def reconstruct(X, operator, regularizer, weights, *, step_scale=1.0, network=No
     options = SolveOptions(K, T, tol, make_solver(solver))
     out = np.empty((len(X), *problem.signal_shape),
                    dtype=X.dtype if X.dtype == np.float32 else np.float64)
-    def solve(batch):
-        u = solve_batch(batch, problem, theta, options, report=report)
+    def solve(batch, chunk):
+        rows = theta if theta.log_weights.dim() == 1 else Theta(
+            theta.log_weights[chunk], theta.step_logit, theta.network)
+        u = solve_batch(batch, problem, rows, options, report=report)
         return problem.model.regularizer.synthesis(u)
     n_bad = reconstruct_into(out, X, mask, problem, solve, batch_size)
     if n_bad:

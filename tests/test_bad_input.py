@@ -24,6 +24,7 @@ from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.metrics import psnr
 from retune_sklearn.operators import Blur, Identity, Inpainting
 from retune_sklearn.persistence import WeightsFileError, load_weights, save_weights
+from retune_sklearn.reconstruct import reconstruct
 from retune_sklearn.regularizers import PnP, TotalVariation, WaveletL1
 from retune_sklearn.zoo import DnCNN, pretrain_denoiser
 from weights_files import declaring_size, members, npy_header, rewritten, saved, zipped
@@ -214,6 +215,14 @@ CASES = [
      "'n_threads' parameter of ReTuneRegularizer must be None or an int in the range [1, 1024]"),
     ("warm_start-string", fit_with(warm_start="yes"), InvalidParameterError,
      "'warm_start' parameter"),
+    ("adaptive_weights-unknown", fit_with(adaptive_weights="texture"), InvalidParameterError,
+     "'adaptive_weights' parameter of ReTuneRegularizer must be None or a str among"),
+    ("partial_fit-adaptive_weights-changed",
+     lambda est: est.set_params(adaptive_weights="detail").partial_fit(X, Y), ValueError,
+     "adaptive_weights='detail', but the fitted model was learned with adaptive_weights=None"),
+    ("reconstruct-weights-rows", lambda est: reconstruct(X, None, WaveletL1("haar", levels=2),
+                                                         np.ones((3, 7))), ValueError,
+     "weights of shape (n_samples, n_weights) must be (8, 7) here"),
     ("fit-mask-shape", lambda est: est.fit(X, Y, mask=np.ones((8, 8, 8))), ValueError,
      "mask has shape (8, 8, 8); expected the shape of X"),
     ("fit-mask-values", lambda est: est.fit(X, Y, mask=np.full(X.shape, 0.5)), ValueError,

@@ -42,6 +42,8 @@ MODELS = {
         X * MASK),
     "flat-signals": (dict(regularizer=Tikhonov(order=1), signal_shape=(16, 16),
                           device=torch.device("cpu"), dtype="float64"), X.reshape(8, -1)),
+    "adaptive-wavelet-detail": (dict(regularizer=WaveletL1("haar", levels=2),
+                                     adaptive_weights="detail"), X),
 }
 
 
@@ -62,10 +64,15 @@ def fitted(request):
 def assert_same_model(a, b, measurements):
     np.testing.assert_array_equal(a.transform(measurements), b.transform(measurements))
     np.testing.assert_array_equal(a.weights_, b.weights_)
+    if a.weight_exponents_ is None:
+        assert b.weight_exponents_ is None
+    else:
+        np.testing.assert_array_equal(a.weight_exponents_, b.weight_exponents_)
     for key, value in a.regularizer_params_.items():
         np.testing.assert_array_equal(b.regularizer_params_[key], value)
     for key in ("step_scale_", "lipschitz_", "signal_shape_", "measurement_shape_",
-                "weight_names_", "loss_curve_", "n_features_in_", "_y_sample_shape"):
+                "weight_names_", "loss_curve_", "n_features_in_", "_y_sample_shape",
+                "adaptive_statistic_", "statistic_reference_"):
         assert getattr(b, key) == getattr(a, key), key
     # torch.device parameters come back as their strings ("cpu"), which torch accepts.
     params_a, params_b = ({**e.get_params(deep=False), "device": str(e.device)} for e in (a, b))
@@ -178,6 +185,19 @@ def test_weights_file_loads_without_pickle_and_continues_training(tmp_path):
     assert loaded.n_iter_ == est.n_iter_ + 1
 
 
+def test_adaptive_model_continues_from_a_weights_file_with_its_reference(tmp_path):
+    est, _ = fit("adaptive-wavelet-detail")
+    save_weights(est, tmp_path / "model.npz")
+    loaded = load_weights(tmp_path / "model.npz")
+    # partial_fit keeps the fitted reference (the median of the first data), even on
+    # measurements of another scale, and moves the exponents.
+    loaded.partial_fit(2 * X, Y)
+    assert loaded.statistic_reference_ == est.statistic_reference_
+    assert not np.array_equal(loaded.weight_exponents_, est.weight_exponents_)
+    with pytest.raises(ValueError, match="learned with adaptive_weights='detail'"):
+        loaded.set_params(adaptive_weights="noise").partial_fit(X, Y)
+
+
 def rewrite(path, change):
     """Rewrite a weights file with ``change(description, arrays)`` applied."""
     with np.load(path, allow_pickle=False) as content:
@@ -194,6 +214,10 @@ def rewrite(path, change):
      "allow_pickle=False"),
     (lambda d, a: d.update(format_version=99), "format version 1"),
     (lambda d, a: a.update(array0=np.ones(3)), "inconsistent: 3 weights"),
+    (lambda d, a: d["fitted"].update(adaptive_statistic_="detail"),
+     "inconsistent: adaptive_statistic_='detail'"),
+    (lambda d, a: d["fitted"].update(adaptive_statistic_="texture"),
+     "adaptive_statistic_ must be None or one of"),
 ])
 def test_untrusted_or_broken_weights_files_are_refused(tmp_path, change, message):
     est, _ = fit("wavelet-denoising")

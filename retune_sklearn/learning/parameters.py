@@ -1,6 +1,7 @@
 """The learnable parameters θ of a model, and the Adam optimizer over them."""
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -24,12 +25,15 @@ class Theta:
     ``log_weights``: log of the regularization weights λ_g; ``step_logit``:
     ``logit(step_scale / 2)`` (keeps the step scale in (0, 2)), a float64
     scalar; ``network``: the regularizer's own tensors (e.g. a denoiser's
-    convolutions), empty for classical regularizers.
+    convolutions), empty for classical regularizers; ``exponents``: the
+    powers ``β`` of an adaptive model's statistic (shape ``(G,)`` or ``(1,)``,
+    see :mod:`retune_sklearn.learning.adaptive`), None for fixed weights.
     """
 
     log_weights: torch.Tensor
     step_logit: torch.Tensor
     network: dict
+    exponents: Optional[torch.Tensor] = None
 
     @property
     def weights(self):
@@ -46,40 +50,49 @@ class Theta:
         return (self.step_scale / lipschitz).to(dtype)
 
     def learnable(self, learn_weights, learn_step_size):
-        """Tensors to optimize: the weights (and network) and/or the step."""
-        tensors = [self.log_weights, *self.network.values()] if learn_weights else []
+        """Tensors to optimize: the weights (with the exponents and network) and/or the step."""
+        tensors = [self.log_weights, *self._exponent_list(), *self.network.values()] \
+            if learn_weights else []
         return tensors + ([self.step_logit] if learn_step_size else [])
+
+    def _exponent_list(self):
+        return [] if self.exponents is None else [self.exponents]
 
     def detached_copy(self):
         return Theta(self.log_weights.detach().clone(), self.step_logit.detach().clone(),
-                     {k: v.detach().clone() for k, v in self.network.items()})
+                     {k: v.detach().clone() for k, v in self.network.items()},
+                     None if self.exponents is None else self.exponents.detach().clone())
 
     def restore(self, other):
         """Copy ``other``'s values into these tensors, in place."""
         with torch.no_grad():
             self.log_weights.copy_(other.log_weights)
             self.step_logit.copy_(other.step_logit)
+            if self.exponents is not None:
+                self.exponents.copy_(other.exponents)
             for name, value in self.network.items():
                 value.copy_(other.network[name])
 
     def all_finite(self):
         weights = self.log_weights.detach().exp()
-        tensors = [weights, self.step_logit, *self.network.values()]
+        tensors = [weights, self.step_logit, *self._exponent_list(), *self.network.values()]
         return all(bool(torch.isfinite(t).all()) for t in tensors) and bool((weights > 0).all())
 
 
-def theta_from_values(weights, step_scale, network, *, device, dtype):
+def theta_from_values(weights, step_scale, network, exponents=None, *, device, dtype):
     """θ from natural-unit values (numpy or numbers), e.g. a fitted estimator's."""
     def tensor(value):
         return torch.as_tensor(value, dtype=dtype, device=device)
     return Theta(tensor(np.log(weights)), step_logit(step_scale).to(device),
-                 {k: tensor(v) for k, v in network.items()})
+                 {k: tensor(v) for k, v in network.items()},
+                 None if exponents is None else tensor(np.array(exponents, dtype=np.float64)))
 
 
-def initial_theta(weights, step_scale, regularizer, signal_shape, random_state, *, device,
-                  dtype):
+def initial_theta(weights, step_scale, regularizer, signal_shape, random_state, exponents=None,
+                  *, device, dtype):
     """Initial θ (fresh leaf tensors): the given positive ``weights``, the
-    regularizer's network initialized from ``random_state``."""
+    regularizer's network initialized from ``random_state``, the initial
+    ``exponents`` of an adaptive model (None: fixed weights)."""
     log_weights = torch.as_tensor(np.log(weights), dtype=dtype, device=device)
     natural = log_weights.exp()
     if not (torch.isfinite(natural).all() and (natural > 0).all()):
@@ -88,7 +101,10 @@ def initial_theta(weights, step_scale, regularizer, signal_shape, random_state, 
         int(check_random_state(random_state).randint(2**31 - 1)))
     network = regularizer.init_parameters(signal_shape, generator)
     network = {k: v.to(dtype=dtype, device=device) for k, v in network.items()}
-    return Theta(log_weights.clone(), step_logit(step_scale).to(device), network)
+    if exponents is not None:
+        exponents = torch.as_tensor(np.array(exponents, dtype=np.float64), dtype=dtype,
+                                    device=device)
+    return Theta(log_weights.clone(), step_logit(step_scale).to(device), network, exponents)
 
 
 def noise_scale(X_t, y_t, operator):
