@@ -218,8 +218,7 @@ def main(argv=None):
     command = "python benchmarks/bench_adaptive.py" + (" --quick" if args.quick else "")
     report = "\n".join([
         "# Per-image adaptive weights: denoising σ = 0.1", "",
-        f"Command: `{command}` (under `flock /tmp/retune-heavy.lock` on the shared "
-        f"machine). {cfg['n_train']} training / {cfg['n_test']} test 64×64 patches "
+        f"Command: `{command}` (on a shared 2-core machine). {cfg['n_train']} training / {cfg['n_test']} test 64×64 patches "
         "(training and test from different photos), one torch thread, torch "
         f"{torch.__version__}, {platform.machine()}; run took "
         f"{time.perf_counter() - t0:.0f} s wall.", "",
