@@ -23,7 +23,7 @@ from .learning.initialization import search_common_scale
 from .learning.parameters import Theta, initial_theta, noise_scale, theta_from_values
 from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
-from .reconstruct import build_problem, solve_batch, step_parameters
+from .reconstruct import build_problem, solve_batch
 from .solvers import make_solver, relative_residual
 
 __all__ = []
@@ -147,8 +147,7 @@ class ModelSteps:
         """Per-sample relative residual at the end of a (no-grad) solve of ``X_b``,
         and the :class:`~retune_sklearn.contraction.ContractionEstimate` there."""
         with torch.no_grad():
-            u = solve_batch(X_b, problem, theta, options, report=report)
-        phi = problem.model.step_map(step_parameters(X_b, problem, theta))
+            u, phi = solve_batch(X_b, problem, theta, options, report=report, return_map=True)
         residual = relative_residual(phi, u)
         return residual, estimate_contraction(phi, u, options.K, n_iter=CONTRACTION_ITER)
 

@@ -38,6 +38,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from .solvers import FixedPointAlgorithm, PlainIteration, relative_residual
+from .solvers._base import anchored
 
 __all__ = ["SolveOptions", "SolveReport", "restarted_solve", "HYPERGRADIENTS"]
 
@@ -97,7 +98,7 @@ class SolveReport:
 
 
 def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None,
-                    implicit_tol=1e-6, implicit_max_iter=200, report=None):
+                    implicit_tol=1e-6, implicit_max_iter=200, report=None, return_map=False):
     """Run up to ``T`` blocks of ``K`` iterations of ``phi`` from ``u0``.
 
     Parameters
@@ -121,12 +122,19 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
     report : SolveReport or None
         Receives the iteration count and residuals; without one, an implicit
         backward pass that misses ``implicit_tol`` warns by itself.
+    return_map : bool, default=False
+        Also return the map the last block iterated: ``phi`` with its inner
+        solver (TotalVariation's dual) started where the restarted blocks
+        left it (``phi`` itself when it has none). Residuals and contraction
+        estimates at the returned point are about that map.
 
     Returns
     -------
     torch.Tensor
         The last iterate; it carries a graph to θ unless ``hypergradient`` is
         ``"none"``.
+    callable
+        With ``return_map``: the last block's map.
     """
     if hypergradient not in HYPERGRADIENTS and hypergradient != "none":
         raise ValueError(f"Unknown hypergradient {hypergradient!r}; expected one of "
@@ -135,7 +143,10 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
                            implicit_max_iter)
     keep_graph = hypergradient == "unrolled"
     with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
-        u, n_restarted = _restarted_phase(phi, u0.detach(), options, report)
+        state, n_restarted = _restarted_phase(phi, u0.detach(), options, report)
+    # The last block (and the implicit backward) is the fixed map whose inner
+    # solver starts where the restarted blocks left it: same fixed point.
+    u, phi = state["u"], anchored(phi, state)
     if hypergradient == "none":
         with torch.no_grad():
             u = _iterate(phi, u, K)
@@ -143,16 +154,16 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
         u = HYPERGRADIENTS[hypergradient](phi, u, K, options, report)
     if report is not None:
         report.iterations.append(n_restarted + K)
-    return u
+    return (u, phi) if return_map else u
 
 
 def _restarted_phase(phi, u, options, report):
-    """Up to ``T − 1`` blocks of the algorithm; returns the point and the iterations run."""
+    """Up to ``T − 1`` blocks of the algorithm; returns its state and the iterations run."""
     solver, state, n_iterations = options.solver, options.solver.init_state(u), 0
     residual = None
     for block in range(options.T):
         if options.tol is not None and (block > 0 or options.T > 1):
-            residual = float(relative_residual(phi, state["u"]).max())
+            residual = float(relative_residual(anchored(phi, state), state["u"]).max())
             if residual <= options.tol:
                 break
         if block == options.T - 1:  # the cap, and still above tol
@@ -163,7 +174,7 @@ def _restarted_phase(phi, u, options, report):
         n_iterations += options.K
     if report is not None and residual is not None:
         report.residuals.append(residual)
-    return state["u"], n_iterations
+    return state, n_iterations
 
 
 def _iterate(phi, u, n_steps):

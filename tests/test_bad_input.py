@@ -243,6 +243,8 @@ CASES = [
      InvalidParameterError, "'n_shifts' parameter of WaveletL1 must be an int"),
     ("tv-n_inner-bool", fit_with(regularizer=TotalVariation(n_inner=True)),
      InvalidParameterError, "'n_inner' parameter of TotalVariation must be an int"),
+    ("tv-n_inner_warm-bool", fit_with(regularizer=TotalVariation(n_inner_warm=True)),
+     InvalidParameterError, "'n_inner_warm' parameter of TotalVariation must be an int"),
     ("tv-direction-isotropic", fit_with(regularizer=TotalVariation(weights="direction")),
      ValueError, "TotalVariation(weights='direction') needs isotropic=False"),
     ("wavelet-levels-too-deep", fit_with(regularizer=WaveletL1("db4", levels=2)), ValueError,
