@@ -82,7 +82,8 @@ def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=No
         start = bank.start(X_b.index, start)
     u = restarted_solve(phi, start, options.K, options.T, hypergradient, tol=options.tol,
                         solver=options.solver, implicit_tol=options.implicit_tol,
-                        implicit_max_iter=options.implicit_max_iter, report=report,
+                        implicit_max_iter=options.implicit_max_iter,
+                        implicit_solver=options.implicit_solver, report=report,
                         return_map=return_map)
     if use_bank:
         bank.store(X_b.index, u[0] if return_map else u)
