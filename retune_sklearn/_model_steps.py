@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ._validation import (check_continuable, check_data_range, check_fit_data,
+                          check_implicit_solver,
                           check_fitted_signals, check_init_weight, check_mask,
                           check_measurements, resolve_components, resolve_signal_shape)
 from .contraction import AUTO_K_MAX, AUTO_K_TARGET, choose_block_size, estimate_contraction
@@ -110,7 +111,7 @@ class ModelSteps:
     def _solve_options(self, K=None):
         return SolveOptions(self._block_size() if K is None else int(K), int(self.T),
                             self.solve_tol, make_solver(self.solver), self.implicit_tol,
-                            int(self.implicit_max_iter))
+                            int(self.implicit_max_iter), self.implicit_solver)
 
     def _block_size(self):
         """``K``, resolved: ``K="auto"`` reads the choice of the running fit (or
@@ -164,6 +165,7 @@ class ModelSteps:
     def _build_problem(self, y_shape, X_shape):
         """Resolve components, shapes, device and the Lipschitz constant."""
         operator, regularizer = resolve_components(self.operator, self.regularizer)
+        check_implicit_solver(self.implicit_solver, self.hypergradient, regularizer)
         return build_problem(operator, regularizer, y_shape, X_shape, self.device, self.dtype)
 
     def _solve(self, X_b, problem, theta, hypergradient):

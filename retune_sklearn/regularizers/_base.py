@@ -78,6 +78,11 @@ class Regularizer(ParameterObject):
     ``(G,)`` or ``(n_samples, G)``: read them with :func:`group_weights`.
     """
 
+    #: Whether the prox is an elementwise soft threshold, whose derivative is
+    #: 0/1 (zero output = inactive): the implicit adjoint may then use CG on
+    #: the active set (``implicit_solver="cg"``).
+    soft_threshold_prox = False
+
     def weight_names(self, signal_shape):
         """One name per learnable weight, for signals of shape ``signal_shape``."""
         raise NotImplementedError
