@@ -20,8 +20,9 @@ class TotalVariation(Regularizer):
     isotropic : bool, default=True
         Isotropic TV ``λ Σ_p ‖(∇x)_p‖₂`` or anisotropic ``Σ_axis λ_axis ‖∇_axis x‖₁``.
     n_inner : int, default=20
-        Dual iterations of a prox solved on its own (started from zero, or
-        from a given dual: the differentiated steps, ``prox``).
+        Dual iterations of each prox (:meth:`prox`: from zero; with a warm
+        dual, the differentiated steps and residual checks start them from
+        the dual the restarted blocks reached).
     n_inner_warm : int or None, default=None
         Opt-in warm dual: dual iterations per step inside the restarted
         (non-differentiated) blocks, the dual carried from one step to the
