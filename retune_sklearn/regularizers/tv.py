@@ -53,10 +53,10 @@ class TotalVariation(Regularizer):
     block runs ``n_inner`` iterations from the dual reached (a constant for
     JFB): a fixed map with the same fixed point. A step is ~``n_inner / k``
     times cheaper, but the dual converges slowly when the weight is large:
-    measured 1.4–2.9× less CPU to a residual of 1e-4 on the deblurring and
-    inpainting benchmarks (λ = 0.004, 0.01), 20× *more* iterations on a
-    strongly regularized 16×16 problem (benchmarks/equilibrium.md). Hence
-    opt-in.
+    measured 1.3× / 2.1× less CPU for whole solves to a residual of 1e-4 on
+    the deblurring / inpainting benchmarks (λ = 0.004, 0.01), 5–25× *more* on
+    strongly regularized denoising (λ = 0.1; benchmarks/equilibrium_tv.md).
+    Hence opt-in.
     """
 
     _parameter_constraints = {
