@@ -102,8 +102,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         Algorithm of the restarted blocks: FISTA with per-sample gradient
         restart (O'Donoghue–Candès; several times fewer iterations on
         ill-conditioned problems), plain forward–backward, or safeguarded
-        Anderson acceleration (memory 5; see benchmarks/equilibrium.md for
-        how it compares). All converge to the same fixed point; the differentiated block is always plain
+        Anderson acceleration (memory 5; fewer iterations than FISTA were not
+        found on the benchmark problems). All converge to the same fixed point; the differentiated block is always plain
         forward–backward, so JFB's error bounds hold.
     reuse_iterates : bool, default=True
         With ``solve_tol``, start each training sample's solve from where its
@@ -128,7 +128,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         ``WaveletL1`` without ``channels="group"``) with the quadratic data
         term, where the system is symmetric there (refused otherwise); about
         as many vector–Jacobian products as GMRES, less CPU per product
-        (benchmarks/adjoint.md). ``"gmres"`` is valid for every model.
+        (benchmarks/bench_adjoint.py). ``"gmres"`` is valid for every model.
     init_weight : "auto", float or array-like, default="auto"
         Initial weights. "auto" uses ``0.1 * σ̂`` for every weight, with
         ``σ̂`` the standard deviation of ``X − A y`` on the training data (a
