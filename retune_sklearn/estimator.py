@@ -102,8 +102,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         Algorithm of the restarted blocks: FISTA with per-sample gradient
         restart (O'Donoghue–Candès; several times fewer iterations on
         ill-conditioned problems), plain forward–backward, or safeguarded
-        Anderson acceleration (memory 5; fewer iterations than FISTA were not
-        found on the benchmark problems). All converge to the same fixed point; the differentiated block is always plain
+        Anderson acceleration (memory 5; it needed more iterations than FISTA
+        on the benchmark problems). All converge to the same fixed point; the differentiated block is always plain
         forward–backward, so JFB's error bounds hold.
     reuse_iterates : bool, default=True
         With ``solve_tol``, start each training sample's solve from where its
