@@ -128,7 +128,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         ``WaveletL1`` without ``channels="group"``) with the quadratic data
         term, where the system is symmetric there (refused otherwise); about
         as many vector–Jacobian products as GMRES, less CPU per product
-        (benchmarks/bench_adjoint.py). ``"gmres"`` is valid for every model.
+        (benchmarks/adjoint.md). ``"gmres"`` is valid for every model.
     init_weight : "auto", float or array-like, default="auto"
         Initial weights. "auto" uses ``0.1 * σ̂`` for every weight, with
         ``σ̂`` the standard deviation of ``X − A y`` on the training data (a
