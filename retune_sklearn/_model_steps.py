@@ -8,6 +8,8 @@ holds the overridable steps the training loop calls through closures:
 """
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -16,7 +18,8 @@ from ._validation import (check_continuable, check_data_range, check_fit_data,
                           check_implicit_solver,
                           check_fitted_signals, check_init_weight, check_mask,
                           check_measurements, resolve_components, resolve_signal_shape)
-from .contraction import AUTO_K_MAX, AUTO_K_TARGET, choose_block_size, estimate_contraction
+from .contraction import (AUTO_DISTANCE, AUTO_K_MAX, choose_block_size, choose_solve_tol,
+                          estimate_contraction)
 from .hypergradients import SolveOptions
 from .learning.data import batch_slices, to_measurements, to_tensor
 from .learning.losses import LOSSES
@@ -31,6 +34,19 @@ __all__ = []
 
 #: Lanczos iterations of the contraction estimates of a fit (each one ``Jv`` + ``Jᵀw``).
 CONTRACTION_ITER = 20
+#: ``K`` and ``solve_tol`` of the solve that measures the contraction for ``"auto"``.
+PROVISIONAL_K, PROVISIONAL_SOLVE_TOL = 10, 1e-4
+
+
+@dataclass(frozen=True)
+class SolveChoices:
+    """``K`` and ``solve_tol`` of one fit (``"auto"`` resolved), and what the
+    ``"auto"`` rules measured (None for a value given by the user)."""
+
+    K: int
+    tol: Optional[float]
+    K_selection: Optional[dict] = None
+    tol_selection: Optional[dict] = None
 
 
 class ModelSteps:
@@ -109,40 +125,73 @@ class ModelSteps:
         return self._fitted_theta(problem)
 
     def _solve_options(self, K=None):
-        return SolveOptions(self._block_size() if K is None else int(K), int(self.T),
-                            self.solve_tol, make_solver(self.solver), self.implicit_tol,
-                            int(self.implicit_max_iter), self.implicit_solver)
+        choices = self._solve_choices()
+        return self._options(choices.K if K is None else K, choices.tol)
 
-    def _block_size(self):
-        """``K``, resolved: ``K="auto"`` reads the choice of the running fit (or
-        ``compute_hypergradient`` call), else the fitted ``K_``."""
-        if self.K != "auto":
-            return int(self.K)
-        session = getattr(self, "_session", None)
-        resolved = getattr(session, "K", None) or getattr(self, "_auto_K", None)
-        if resolved is None:
-            resolved = getattr(self, "K_", None)
-        if resolved is None:
-            raise RuntimeError("K='auto' is resolved by fit; this estimator is not fitted.")
-        return int(resolved)
+    def _options(self, K, tol):
+        return SolveOptions(int(K), int(self.T), tol, make_solver(self.solver),
+                            self.implicit_tol, int(self.implicit_max_iter),
+                            self.implicit_solver)
 
-    def _choose_block_size(self, X_t, problem, theta):
-        """``K`` of this fit and what ``K="auto"`` measured (None for an integer ``K``).
+    def _solve_choices(self):
+        """``K`` and ``solve_tol``, resolved: an ``"auto"`` one reads the choice of the
+        running fit (or ``compute_hypergradient`` call), else the fitted one."""
+        if self.K != "auto" and self.solve_tol != "auto":
+            return SolveChoices(int(self.K), self.solve_tol)
+        running = getattr(getattr(self, "_session", None), "choices", None)
+        running = running or getattr(self, "_choices", None)
+        if running is None:
+            if not hasattr(self, "K_"):
+                raise RuntimeError("K='auto' and solve_tol='auto' are resolved by fit; this "
+                                   "estimator is not fitted.")
+            running = SolveChoices(self.K_, self.solve_tol_)
+        return SolveChoices(running.K if self.K == "auto" else int(self.K),
+                            running.tol if self.solve_tol == "auto" else self.solve_tol)
 
-        ``K="auto"``: the contraction factor ``ρ`` of one step at the initial
-        weights, at the end of a solve of up to ``batch_size`` training
-        samples (restarted blocks of a provisional ``K = 10``), then the
-        smallest ``K`` with ``ρ^K ≤ AUTO_K_TARGET`` (1e-2), in ``[1, AUTO_K_MAX]``.
+    def _fitted_choices(self):
+        """The fitted :class:`SolveChoices` that ``partial_fit`` keeps, or None if an
+        ``"auto"`` setting has no fitted choice (it is measured anew)."""
+        auto_K, auto_tol = self.K == "auto", self.solve_tol == "auto"
+        K_selection = getattr(self, "K_selection_", None) if auto_K else None
+        tol_selection = getattr(self, "solve_tol_selection_", None) if auto_tol else None
+        if (auto_K and K_selection is None) or (auto_tol and tol_selection is None):
+            return None
+        return SolveChoices(self.K_ if auto_K else int(self.K),
+                            self.solve_tol_ if auto_tol else self.solve_tol,
+                            K_selection, tol_selection)
+
+    def _choose_solve_settings(self, X_t, problem, theta):
+        """:class:`SolveChoices` of this fit: ``K`` and ``solve_tol``, with what
+        their ``"auto"`` rules measured.
+
+        Both rules read the contraction factor ``ρ`` of one step at the
+        initial weights, at the end of a solve of up to ``batch_size``
+        training samples (restarted blocks of a provisional ``K = 10``, to
+        ``solve_tol`` or a provisional 1e-4). ``K="auto"``: the smallest
+        ``K`` with ``ρ^K ≤ auto_K_target``, in ``[1, AUTO_K_MAX]`` (else
+        ``AUTO_K_FALLBACK``, the default 10).
+        ``solve_tol="auto"``: ``AUTO_DISTANCE · (1 − ρ)``, the residual at
+        which the solves are within ``AUTO_DISTANCE`` of the equilibrium.
         """
-        if self.K != "auto":
-            return int(self.K), None
-        provisional = 10
+        auto_K, auto_tol = self.K == "auto", self.solve_tol == "auto"
+        K = PROVISIONAL_K if auto_K else int(self.K)
+        tol = PROVISIONAL_SOLVE_TOL if auto_tol else self.solve_tol
+        if not (auto_K or auto_tol):
+            return SolveChoices(K, tol)
         _, estimate = self._equilibrium_diagnostics(X_t[: self.batch_size], problem, theta,
-                                                    self._solve_options(provisional), None)
-        K = choose_block_size(estimate.step, AUTO_K_TARGET, AUTO_K_MAX)
-        return K, {"initial_contraction": estimate.step, "target": AUTO_K_TARGET,
-                   "K": K, "bound": None if estimate.step is None else estimate.step ** K,
-                   "status": estimate.status}
+                                                    self._options(K, tol), None)
+        rho, K_selection, tol_selection = estimate.step, None, None
+        if auto_K:
+            K = choose_block_size(rho, self.auto_K_target, AUTO_K_MAX)
+            K_selection = {"initial_contraction": rho, "target": self.auto_K_target, "K": K,
+                           "bound": None if rho is None else rho ** K,
+                           "status": estimate.status}
+        if auto_tol:
+            tol, distance = choose_solve_tol(rho, problem.dtype)
+            tol_selection = {"initial_contraction": rho, "target_distance": AUTO_DISTANCE,
+                             "solve_tol": tol, "guaranteed_distance": distance,
+                             "status": estimate.status}
+        return SolveChoices(K, tol, K_selection, tol_selection)
 
     def _equilibrium_diagnostics(self, X_b, problem, theta, options, report):
         """Per-sample relative residual at the end of a (no-grad) solve of ``X_b``,

@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._lazy_imports import import_lazy_modules
-from ._model_steps import ModelSteps
+from ._model_steps import ModelSteps, SolveChoices
 from ._runtime import torch_threads
 from ._validation import MAX_ITERATIONS  # noqa: F401 (public here: the Notes cite it)
 from ._validation import (check_integer_parameters, check_iterations, check_mask,
@@ -44,12 +44,12 @@ __all__ = ["ReTuneRegularizer"]
 @dataclass
 class _TrainingSession:
     """What the solves of one ``fit`` share: their report, the warm-start
-    iterates, the scale the loss is divided by, and the block size ``K``."""
+    iterates, the scale the loss is divided by, and ``K`` and ``solve_tol``."""
 
     report: SolveReport
     bank: Optional[IterateBank]
     loss_scale: float
-    K: Optional[int] = None
+    choices: Optional[SolveChoices] = None
 
 
 class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -82,21 +82,30 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         the factor ``ρ`` of one step (``‖∂φ/∂u‖₂``, see
         ``contraction_factor_``) at the initial weights, at the end of a
         solve of up to ``batch_size`` training samples, gives the smallest
-        ``K`` in ``[1, 50]`` with ``ρ^K ≤ 1e-2``, the bound on JFB's
-        relative hypergradient error (``K_``, ``K_selection_``; a
-        ``ConvergenceWarning`` if ``K = 50`` does not reach it).
+        ``K`` in ``[1, 50]`` with ``ρ^K ≤ auto_K_target``, the bound on
+        JFB's relative hypergradient error (``K_``, ``K_selection_``). If
+        no such ``K`` exists (ρ ≥ 1, or ρ ≈ 0.999 on ill-conditioned
+        deblurring), the bound guides nothing: ``K_ = 10`` and a
+        ``ConvergenceWarning``.
+    auto_K_target : float in (0, 1), default=1e-2
+        Target of ``K="auto"`` for the bound ``ρ^K`` (ignored otherwise).
     T : int, default=100
         Largest number of blocks per solve: the first ``T − 1`` are
         *restarted* blocks of ``solver`` (no autograd with ``"jfb"``), the
         last one the plain block above. With ``solve_tol``, ``T`` is a cap;
         with ``solve_tol=None`` every solve runs exactly ``T * K``
         iterations.
-    solve_tol : float or None, default=1e-4
+    solve_tol : float, "auto" or None, default=1e-4
         Stop the restarted blocks of a solve (training and ``transform``
         alike) as soon as every sample's relative fixed-point residual
         ``‖φ(u) − u‖ / ‖u‖`` is at most ``solve_tol``: the model is learned
-        and used *at its equilibrium*, whatever the solver. None gives a
-        fixed budget of ``T * K`` iterations (a truncated "unrolled
+        and used *at its equilibrium*, whatever the solver. ``"auto"``
+        chooses it at the start of ``fit`` from the same measured ``ρ`` as
+        ``K="auto"``: ``1e-3 · (1 − ρ)`` (at least 100 machine epsilons),
+        the residual that bounds the relative distance to the equilibrium
+        by 1e-3 (``‖u − u*‖ ≤ ‖φ(u) − u‖ / (1 − ρ)``); the floor when the
+        step is not contractive (``solve_tol_``, ``solve_tol_selection_``). None
+        gives a fixed budget of ``T * K`` iterations (a truncated "unrolled
         network": the learned weights then depend on that budget).
     solver : {"fista", "fb", "anderson"}, default="fista"
         Algorithm of the restarted blocks: FISTA with per-sample gradient
@@ -259,7 +268,15 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
     K_selection_ : dict or None
         What ``K="auto"`` measured (None for an integer ``K``):
         ``initial_contraction`` (``ρ`` at the initial weights), ``target``
-        (1e-2), ``K``, ``bound`` (``ρ^K``) and ``status``.
+        (``auto_K_target``), ``K``, ``bound`` (``ρ^K``) and ``status``.
+    solve_tol_ : float or None
+        Tolerance of the solves of the fit and of ``transform``:
+        ``solve_tol``, or the value chosen by ``solve_tol="auto"``.
+    solve_tol_selection_ : dict or None
+        What ``solve_tol="auto"`` measured (None otherwise):
+        ``initial_contraction``, ``target_distance`` (1e-3), ``solve_tol``,
+        ``guaranteed_distance`` (``solve_tol_ / (1 − ρ)``; None when the
+        step is not contractive and no bound holds) and ``status``.
     contraction_factor_ : float or None
         Estimated contraction factor of one step at the learned weights:
         the largest over (up to ``batch_size``) training samples of the
@@ -369,8 +386,9 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         "regularizer": [None, StrOptions({"wavelet"}),
                         HasMethods(["analysis", "synthesis", "prox", "weight_names"])],
         "K": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "auto_K_target": [Interval(Real, 0, 1, closed="neither")],
         "T": [Interval(Integral, 1, None, closed="left")],
-        "solve_tol": [None, Interval(Real, 0, None, closed="neither")],
+        "solve_tol": [None, StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "solver": [StrOptions(set(SOLVERS))],
         "reuse_iterates": ["boolean"],
         "hypergradient": [StrOptions(set(HYPERGRADIENTS))],
@@ -402,7 +420,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         "verbose": ["verbose"],
     }
 
-    def __init__(self, operator=None, regularizer=None, *, K=10, T=100, solve_tol=1e-4,
+    def __init__(self, operator=None, regularizer=None, *, K=10, auto_K_target=1e-2, T=100,
+                 solve_tol=1e-4,
                  solver="fista", reuse_iterates=True, hypergradient="jfb", implicit_tol=1e-6,
                  implicit_max_iter=200, implicit_solver="gmres", init_weight="auto",
                  scale_search=True,
@@ -415,6 +434,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         self.operator = operator
         self.regularizer = regularizer
         self.K = K
+        self.auto_K_target = auto_K_target
         self.T = T
         self.solve_tol = solve_tol
         self.solver = solver
@@ -548,25 +568,26 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
                                                 self.random_state))
             X_train, y_train, X_val, y_val = X_t[train], y_t[train], X_t[held_out], y_t[held_out]
 
-        if proceed and self.K == "auto" and getattr(self, "K_selection_", None):
-            K, selection = self.K_, self.K_selection_  # partial_fit keeps the fitted choice
-        else:
-            K, selection = self._choose_block_size(X_train, problem, theta)
+        choices = self._fitted_choices() if proceed else None
+        if choices is None:
+            choices = self._choose_solve_settings(X_train, problem, theta)
+        K = choices.K
         init_scale = 1.0
         if (not continued and self.scale_search and self.learn_weights
                 and isinstance(self.init_weight, str)):
-            self._auto_K = K  # the solves of the search use this fit's K
+            self._choices = choices  # the solves of the search use this fit's choices
             try:
                 init_scale = self._search_initial_scale(theta, X_train, y_train, problem)
             finally:
-                del self._auto_K
+                del self._choices
         parameters = theta.learnable(self.learn_weights, self.learn_step_size)
         key = learnable_key(self.learn_weights, self.learn_step_size, parameters)
         optimizer = make_optimizer(parameters, self.learning_rate, key,
                                    getattr(self, "_optimizer_state", None) if proceed else None)
         session = _TrainingSession(
             report=SolveReport(), bank=self._iterate_bank_for(len(X_t), proceed),
-            loss_scale=float(y_t.pow(2).mean()) if self.loss in SCALE_DEPENDENT else 1.0, K=K)
+            loss_scale=float(y_t.pow(2).mean()) if self.loss in SCALE_DEPENDENT else 1.0,
+            choices=choices)
         loss_curve, scores, converged = self._train(X_train, y_train, X_val, y_val, problem,
                                                     theta, optimizer, session, incremental)
 
@@ -574,8 +595,9 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         # (or Ctrl-C) before this point leaves a previous fit intact.
         theta = theta.detached_copy()
         check = SolveReport()
+        options = self._options(K, choices.tol)
         residual, contraction = self._equilibrium_diagnostics(
-            X_t[: self.batch_size], problem, theta, self._solve_options(K), check)
+            X_t[: self.batch_size], problem, theta, options, check)
         self._set_fitted(
             problem, theta, X.shape[1:], y.shape[1:],
             loss_curve=self.loss_curve_ + loss_curve if proceed else loss_curve,
@@ -583,17 +605,19 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             converged=converged, residual=residual, check=check, session=session,
             optimizer_state=optimizer_state(optimizer, key),
             init_scale=init_scale if not proceed else self.init_scale_)
-        vars(self).update(K_=K, K_selection_=selection, contraction_factor_=contraction.step,
+        vars(self).update(K_=K, K_selection_=choices.K_selection, solve_tol_=choices.tol,
+                          solve_tol_selection_=choices.tol_selection,
+                          contraction_factor_=contraction.step,
                           block_contraction_=contraction.block,
                           contraction_status_=contraction.status)
-        for message in (selection and auto_block_size_message(selection),
+        for message in (choices.K_selection and auto_block_size_message(choices.K_selection),
                         expansive_block_message(contraction, self.step_scale_)):
             if message:
                 warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        check.warn_if_needed(self._solve_options(), stacklevel=3)
+        check.warn_if_needed(options, stacklevel=3)
         # Training solves that hit the cap are not reported: warm starts make
         # them shorter, and the check solve above is what transform runs.
-        session.report.warn_if_needed(self._solve_options(), stacklevel=3, capped=False)
+        session.report.warn_if_needed(options, stacklevel=3, capped=False)
         return self
 
     def _train(self, X_train, y_train, X_val, y_val, problem, theta, optimizer, session,
@@ -695,19 +719,19 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             _, _, problem, X_t, y_t = self._prepare_data(X, y, mask)
             if hasattr(self, "weights_"):
                 theta = self._fitted_theta(problem)
-                K = self.K_ if self.K == "auto" else int(self.K)
+                choices = self._solve_choices()
             else:
                 theta = self._initial_theta(X_t, y_t, problem)
-                K, _ = self._choose_block_size(X_t, problem, theta)
+                choices = self._choose_solve_settings(X_t, problem, theta)
             theta.log_weights.requires_grad_(True)
-            self._auto_K = K
+            self._choices = choices
             try:
                 for chunk in batch_slices(len(X_t), self.batch_size):
                     loss = self._batch_loss(X_t[chunk], y_t[chunk], problem, theta,
                                             hypergradient)
                     (loss * len(X_t[chunk]) / len(X_t)).backward()
             finally:
-                del self._auto_K
+                del self._choices
             return theta.log_weights.grad.cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------ inference

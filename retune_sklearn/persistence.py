@@ -15,7 +15,8 @@ executes no code from the file. It treats the file as untrusted: only the
 members the description refers to are read, after their declared sizes
 are checked, every value is checked against the schema of a fitted
 estimator, and every refusal is a :class:`WeightsFileError`. What cannot be described that way
-(:class:`~retune_sklearn.operators.CallableOperator`, your own subclasses,
+(:class:`~retune_sklearn.operators.CallableOperator`,
+:class:`~retune_sklearn.regularizers.PnP` (a torch module), your own subclasses,
 sparse matrices, a ``RandomState`` instance as ``random_state``) is refused
 at save time with a ``TypeError``: pickle such models. The Adam state kept
 for :meth:`~retune_sklearn.ReTuneRegularizer.partial_fit` is not saved: a
@@ -45,9 +46,10 @@ _FORMAT_VERSION = 1
 
 def _component_classes():
     """The classes :func:`load_weights` may build, by name: this package's
-    operators and regularizers, except :class:`CallableOperator` (it holds code)
-    and the base classes."""
-    excluded = (operators.CallableOperator, operators.LinearOperator, regularizers.Regularizer)
+    operators and regularizers, except :class:`CallableOperator` and :class:`PnP`
+    (they hold code: callables, a torch module) and the base classes."""
+    excluded = (operators.CallableOperator, regularizers.PnP, operators.LinearOperator,
+                regularizers.Regularizer)
     classes = {}
     for module in (operators, regularizers):
         for name in module.__all__:
@@ -499,6 +501,8 @@ _FITTED_SCHEMA = {
     "init_scale_": _real(0),
     "K_": _integer(1),
     "K_selection_": _optional(lambda v: None if isinstance(v, dict) else "a dict"),
+    "solve_tol_": _optional(_real(0)),
+    "solve_tol_selection_": _optional(lambda v: None if isinstance(v, dict) else "a dict"),
     "contraction_factor_": _optional(_real(0, low_closed=True)),
     "block_contraction_": _optional(_real(0, low_closed=True)),
     "contraction_status_": lambda v: None if isinstance(v, str) else "a string",

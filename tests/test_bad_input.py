@@ -23,8 +23,9 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.metrics import psnr
 from retune_sklearn.operators import Blur, Identity, Inpainting
-from retune_sklearn.persistence import WeightsFileError, load_weights
-from retune_sklearn.regularizers import TotalVariation, WaveletL1
+from retune_sklearn.persistence import WeightsFileError, load_weights, save_weights
+from retune_sklearn.regularizers import PnP, TotalVariation, WaveletL1
+from retune_sklearn.zoo import DnCNN, pretrain_denoiser
 from weights_files import declaring_size, members, npy_header, rewritten, saved, zipped
 
 RNG = np.random.default_rng(0)
@@ -80,6 +81,14 @@ class CroppingIdentity(Identity):
 
     def forward(self, x):
         return x[..., 1:]
+
+
+def local_module():
+    """A module whose class is local to a function: pickle cannot find it."""
+    class Local(torch.nn.Module):
+        def forward(self, x):
+            return x
+    return Local()
 
 
 def load_crafted(make):
@@ -146,6 +155,11 @@ CASES = [
     ("implicit_solver-cg-tv", fit_with(hypergradient="implicit", implicit_solver="cg",
                                        regularizer=TotalVariation()), ValueError,
      "implicit_solver='cg' needs a regularizer whose prox is an elementwise soft threshold"),
+    ("auto_K_target-one", fit_with(K="auto", auto_K_target=1.0), InvalidParameterError,
+     "'auto_K_target' parameter of ReTuneRegularizer must be a float in the range (0.0, 1.0)"),
+    ("solve_tol-string", fit_with(solve_tol="fast"), InvalidParameterError,
+     "'solve_tol' parameter of ReTuneRegularizer must be None, a str among {'auto'} or a "
+     "float in the range (0.0, inf)"),
     ("K-bool", fit_with(K=True), InvalidParameterError,
      "'K' parameter of ReTuneRegularizer must be an int in the range [1, inf) or a str among {'auto'}, not a bool"),
     ("batch_size-bool", fit_with(batch_size=True), InvalidParameterError,
@@ -235,6 +249,8 @@ CASES = [
     ("blur-kernel-2d-for-1d-y", fit_with(X_=X[:, 0], Y_=Y[:, 0], operator=Blur(kernel=ASYMMETRIC),
                                          regularizer=WaveletL1("haar", levels=1)),
      ValueError, "Blur `kernel` must be a finite 1-D array"),
+    ("blur-boundary-unknown", fit_with(operator=Blur(sigma=1.0, boundary="mirror")),
+     InvalidParameterError, "'boundary' parameter of Blur must be a str among"),
     ("mask-shape", fit_with(operator=Inpainting(mask=np.ones((8, 8)))), ValueError,
      "Inpainting `mask` has shape (8, 8)"),
     ("mask-all-zero", fit_with(operator=Inpainting(mask=np.zeros((16, 16)))), ValueError,
@@ -250,10 +266,32 @@ CASES = [
      InvalidParameterError, "'n_inner' parameter of TotalVariation must be an int"),
     ("tv-n_inner_warm-bool", fit_with(regularizer=TotalVariation(n_inner_warm=True)),
      InvalidParameterError, "'n_inner_warm' parameter of TotalVariation must be an int"),
+    ("tv-boundary-unknown", fit_with(regularizer=TotalVariation(boundary="neumann")),
+     InvalidParameterError, "'boundary' parameter of TotalVariation must be a str among"),
+    ("wavelet-boundary-unknown", fit_with(regularizer=WaveletL1("haar", 2, boundary="symmetric")),
+     InvalidParameterError, "'boundary' parameter of WaveletL1 must be a str among"),
     ("tv-direction-isotropic", fit_with(regularizer=TotalVariation(weights="direction")),
      ValueError, "TotalVariation(weights='direction') needs isotropic=False"),
     ("wavelet-levels-too-deep", fit_with(regularizer=WaveletL1("db4", levels=2)), ValueError,
      "levels=2 is too large for signal size 16"),
+    # --- plug-and-play: PnP and the zoo
+    ("pnp-not-a-module", fit_with(regularizer=PnP("denoise")), InvalidParameterError,
+     "'denoiser' parameter of PnP must be an instance of 'torch.nn.modules.module.Module'"),
+    ("pnp-trainable-string", fit_with(regularizer=PnP(DnCNN(2, 2), trainable="yes")),
+     InvalidParameterError, "'trainable' parameter of PnP must be an instance of 'bool'"),
+    ("pnp-channels-mismatch", fit_with(regularizer=PnP(DnCNN(2, 2, in_channels=3))),
+     ValueError, "PnP's denoiser DnCNN failed on a batch of shape (1, 1, 16, 16) (signals of "
+     "shape (16, 16))"),
+    ("pnp-not-picklable", lambda est: pickle.dumps(est.set_params(
+        regularizer=PnP(local_module()))), TypeError,
+     "PnP's denoiser local_module.<locals>.Local cannot be pickled"),
+    ("save-weights-pnp", lambda est: save_weights(est.set_params(
+        regularizer=PnP(DnCNN(2, 2))), io.BytesIO()), TypeError,
+     "regularizer is a PnP, which save_weights cannot describe"),
+    ("pretrain-not-a-module", lambda est: pretrain_denoiser("net", Y), TypeError,
+     "module must be a torch.nn.Module; got str"),
+    ("pretrain-noise-negative", lambda est: pretrain_denoiser(DnCNN(2, 2), Y, noise_sigma=-0.1),
+     ValueError, "noise_sigma must be a non-negative number or a (low, high) range"),
     # --- transform / predict / score
     ("transform-not-fitted", lambda est: clone(est).transform(X), NotFittedError,
      "is not fitted yet"),

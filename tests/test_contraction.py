@@ -14,8 +14,9 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from retune_sklearn import ReTuneRegularizer
-from retune_sklearn.contraction import (AUTO_K_MAX, AUTO_K_TARGET, choose_block_size,
-                                        estimate_contraction, jacobian_norm)
+from retune_sklearn.contraction import (AUTO_DISTANCE, AUTO_K_FALLBACK, AUTO_K_MAX, AUTO_K_TARGET,
+                                        choose_block_size,
+                                        choose_solve_tol, estimate_contraction, jacobian_norm)
 from retune_sklearn.operators import Blur, Identity, Inpainting, gaussian_kernel
 from retune_sklearn.persistence import load_weights, save_weights
 from retune_sklearn.regularizers import L1Norm, WaveletL1
@@ -157,11 +158,14 @@ def test_not_twice_differentiable_step_is_skipped_with_a_reason():
 
 # ------------------------------------------------------------ K="auto"
 @pytest.mark.parametrize("rho, expected", [(0.0, 1), (0.5, 7), (0.7, 13), (0.9, 44),
-                                           (0.99, AUTO_K_MAX), (1.0, AUTO_K_MAX),
-                                           (None, AUTO_K_MAX), (0.1, 2), (0.01, 1)])
+                                           (0.91, 49), (0.912, 50),
+                                           # no K ≤ AUTO_K_MAX meets the target:
+                                           (0.92, AUTO_K_FALLBACK), (0.99, AUTO_K_FALLBACK),
+                                           (1.0, AUTO_K_FALLBACK), (None, AUTO_K_FALLBACK),
+                                           (0.1, 2), (0.01, 1)])
 def test_choose_block_size_is_the_formula(rho, expected):
     assert choose_block_size(rho) == expected
-    if rho is not None and 0 < rho < 1 and expected < AUTO_K_MAX:
+    if rho is not None and 0 < rho < 1 and rho ** AUTO_K_MAX <= AUTO_K_TARGET:
         assert expected == math.ceil(math.log(AUTO_K_TARGET) / math.log(rho) - 1e-9)
         assert rho ** expected <= AUTO_K_TARGET * (1 + 1e-12) < rho ** (expected - 1)
     with pytest.raises(ValueError, match="target"):
@@ -204,7 +208,7 @@ def test_auto_K_warns_when_the_step_is_not_contractive(tmp_path):
     with pytest.warns(ConvergenceWarning, match="K='auto': the step is not contractive"):
         est = ReTuneRegularizer(operator, WaveletL1("haar", levels=2), K="auto", T=2,
                                 max_epochs=1, random_state=0, device="cpu").fit(X, y)
-    assert est.K_ == AUTO_K_MAX
+    assert est.K_ == AUTO_K_FALLBACK
     # The new fitted attributes survive the pickle-free round trip.
     save_weights(est, tmp_path / "model.npz")
     loaded = load_weights(tmp_path / "model.npz")
@@ -212,6 +216,58 @@ def test_auto_K_warns_when_the_step_is_not_contractive(tmp_path):
                  "contraction_status_"):
         assert getattr(loaded, name) == getattr(est, name), name
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+def test_auto_K_target_sets_the_bound():
+    X, y = _images()
+    est = ReTuneRegularizer(Identity(), WaveletL1("haar", levels=2), K="auto", auto_K_target=0.1,
+                            T=4, step_scale=0.5, max_epochs=1, batch_size=4, random_state=0,
+                            device="cpu").fit(X, y)
+    assert est.K_ == 4 == math.ceil(math.log(0.1) / math.log(0.5))  # 0.5^4 ≤ 0.1 < 0.5^3
+    assert est.K_selection_["target"] == 0.1
+
+
+# ------------------------------------------------------------ solve_tol="auto"
+@pytest.mark.parametrize("rho, dtype, expected, distance", [
+    (0.5, torch.float64, AUTO_DISTANCE * 0.5, AUTO_DISTANCE),
+    (0.0, torch.float64, AUTO_DISTANCE, AUTO_DISTANCE),
+    # float32 floor 100 eps: the guaranteed distance is then larger than the target.
+    (0.998, torch.float32, 100 * 2.0 ** -23, 100 * 2.0 ** -23 / 2e-3),
+    # Not contractive: no bound, the floor (the tolerance never loosens as ρ grows).
+    (1.0, torch.float32, 100 * 2.0 ** -23, None),
+    (None, torch.float64, 100 * 2.0 ** -52, None)])
+def test_choose_solve_tol_is_the_formula(rho, dtype, expected, distance):
+    tol, guaranteed = choose_solve_tol(rho, dtype)
+    assert tol == pytest.approx(expected, rel=1e-9)
+    assert guaranteed == (None if distance is None else pytest.approx(distance, rel=1e-6))
+
+
+def test_auto_solve_tol_reaches_the_promised_distance_to_the_equilibrium(tmp_path):
+    X, y, operator = _blur1d()
+    params = dict(regularizer=WaveletL1("db2", levels=2, penalize_approximation=False), K=2,
+                  T=2000, max_epochs=2, batch_size=3, random_state=0, dtype="float64",
+                  device="cpu")
+    est = ReTuneRegularizer(operator, solve_tol="auto", **params).fit(X, y)
+    selection = est.solve_tol_selection_
+    rho = selection["initial_contraction"]
+    assert 0.5 < rho < 0.75  # the problem's known contraction (≈ 0.63)
+    assert est.solve_tol_ == selection["solve_tol"] == pytest.approx(AUTO_DISTANCE * (1 - rho))
+    # Independent truth: the minimizer, from a solve converged to 1e-13.
+    reference = est.set_params(solve_tol=1e-13).transform(X)
+    reconstruction = est.set_params(solve_tol="auto").transform(X)
+    distance = np.linalg.norm(reconstruction - reference, axis=1) / np.linalg.norm(reference,
+                                                                                   axis=1)
+    assert distance.max() <= AUTO_DISTANCE
+    # Every solve of the fit used the chosen tolerance: a fit with that number is the same.
+    fixed = ReTuneRegularizer(operator, solve_tol=est.solve_tol_, **params).fit(X, y)
+    np.testing.assert_array_equal(fixed.weights_, est.weights_)
+    assert fixed.solve_tol_ == est.solve_tol_ and fixed.solve_tol_selection_ is None
+    est.partial_fit(X, y)  # keeps the fitted choice
+    assert est.solve_tol_selection_ is selection
+    save_weights(est, tmp_path / "model.npz")
+    loaded = load_weights(tmp_path / "model.npz")
+    assert loaded.solve_tol_ == est.solve_tol_
+    assert loaded.solve_tol_selection_ == est.solve_tol_selection_
 
 
 def test_invalid_K_string_is_rejected():

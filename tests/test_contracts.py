@@ -22,8 +22,9 @@ from retune_sklearn import operators, regularizers
 from retune_sklearn._params import ParameterObject
 from retune_sklearn.operators import (Blur, CallableOperator, Downsampling, Identity, Inpainting,
                                       MatrixOperator, check_adjoint, power_iteration)
-from retune_sklearn.regularizers import (L1Norm, LearnedDenoiser, Tikhonov, TotalVariation,
+from retune_sklearn.regularizers import (L1Norm, LearnedDenoiser, PnP, Tikhonov, TotalVariation,
                                          WaveletL1)
+from retune_sklearn.zoo import DnCNN, SmallUNet
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,17 @@ OPERATORS = [
     Entry("downsampling-box-color", lambda: Downsampling(3, filter="box"), (2, 9, 6)),
     Entry("downsampling-none-1d", lambda: Downsampling(2, filter="none"), (16,)),
     Entry("downsampling-kernel", lambda: Downsampling(2, filter=ASYMMETRIC), (8, 6)),
+    Entry("blur-gaussian-reflect", lambda: Blur(sigma=1.0, boundary="reflect"), (12, 10)),
+    Entry("blur-reflect-1d", lambda: Blur(sigma=0.8, size=5, boundary="reflect"), (16,)),
+    Entry("blur-kernel-reflect-color", lambda: Blur(kernel=ASYMMETRIC, boundary="reflect"),
+          (2, 8, 8)),
+    Entry("blur-even-kernel-reflect", lambda: Blur(kernel=np.ones((2, 4)) / 8, boundary="reflect"),
+          (7, 9)),
+    Entry("downsampling-gaussian-reflect", lambda: Downsampling(2, boundary="reflect"), (8, 8)),
+    Entry("downsampling-box-reflect-1d",
+          lambda: Downsampling(3, filter="box", boundary="reflect"), (12,)),
+    Entry("downsampling-kernel-reflect",
+          lambda: Downsampling(2, filter=ASYMMETRIC, boundary="reflect"), (8, 6)),
     Entry("matrix-dense", lambda: MatrixOperator(_matrix("dense")), (11,)),
     Entry("matrix-sparse", lambda: MatrixOperator(_matrix("csr")), (11,)),
     Entry("matrix-linop", lambda: MatrixOperator(_matrix("linop")), (11,)),
@@ -161,6 +173,14 @@ def test_operator_refuses_a_bool_for_an_int(entry):
 
 
 # ------------------------------------------------------------------ regularizers
+def seeded(make, *args, **kwargs):
+    """A torch module built from a fixed seed (the registry's factories are called often)."""
+    def factory():
+        torch.manual_seed(0)
+        return make(*args, **kwargs)
+    return factory
+
+
 REGULARIZERS = [
     Entry("l1", L1Norm, (16,)),
     Entry("wavelet-subband", lambda: WaveletL1("haar", 2), (8, 8), int_param="levels"),
@@ -180,6 +200,8 @@ REGULARIZERS = [
     Entry("tikhonov-0", Tikhonov, (8, 8), int_param="order"),
     Entry("tikhonov-1", lambda: Tikhonov(order=1), (2, 8, 6)),
     Entry("tikhonov-1-1d", lambda: Tikhonov(order=1), (16,)),
+    Entry("tikhonov-1-reflect", lambda: Tikhonov(order=1, boundary="reflect"), (2, 8, 6)),
+    Entry("tikhonov-1-reflect-1d", lambda: Tikhonov(order=1, boundary="reflect"), (16,)),
     # FGP with n_inner steps is an approximate prox: optimality is checked with many steps.
     Entry("tv-iso", TotalVariation, (8, 8), int_param="n_inner", exact_prox=False),
     Entry("tv-iso-exact", lambda: TotalVariation(n_inner=800), (4, 5)),
@@ -188,6 +210,17 @@ REGULARIZERS = [
     Entry("tv-direction", lambda: TotalVariation(weights="direction", isotropic=False),
           (8, 8), exact_prox=False),
     Entry("tv-iso-color", TotalVariation, (2, 8, 8), exact_prox=False),
+    Entry("tv-iso-reflect", lambda: TotalVariation(boundary="reflect"), (8, 8),
+          exact_prox=False),
+    Entry("tv-iso-reflect-exact", lambda: TotalVariation(n_inner=800, boundary="reflect"), (4, 5)),
+    Entry("tv-aniso-reflect-1d", lambda: TotalVariation(isotropic=False, boundary="reflect"),
+          (16,), exact_prox=False),
+    Entry("wavelet-reflect", lambda: WaveletL1("haar", 2, boundary="reflect"), (8, 8)),
+    Entry("wavelet-reflect-1d", lambda: WaveletL1("db2", 2, weights="level", boundary="reflect"),
+          (12,)),
+    Entry("wavelet-reflect-ti-group",
+          lambda: WaveletL1("db2", 1, translation_invariant=True, channels="group",
+                            boundary="reflect"), (3, 8, 8)),
     # Plug-and-play: no penalty, not a prox of a convex function (declared, not skipped silently).
     Entry("denoiser", lambda: LearnedDenoiser(n_layers=2, n_channels=4), (8, 8),
           int_param="n_layers", convex=False, exact_prox=False),
@@ -195,6 +228,15 @@ REGULARIZERS = [
           (16,), int_param="kernel_size", convex=False, exact_prox=False),
     Entry("denoiser-color", lambda: LearnedDenoiser(n_layers=3, n_channels=4), (3, 8, 8),
           convex=False, exact_prox=False),
+    # Plug-and-play around torch modules: frozen, trainable (θ's tensors), noise-conditional.
+    Entry("pnp-frozen", lambda: PnP(seeded(DnCNN, 2, 4)()), (8, 8), convex=False,
+          exact_prox=False),
+    Entry("pnp-trainable-1d", lambda: PnP(seeded(DnCNN, 2, 3, ndim=1)(), trainable=True),
+          (16,), convex=False, exact_prox=False),
+    Entry("pnp-conditional-color",
+          lambda: PnP(seeded(SmallUNet, 2, 1, in_channels=3, noise_conditional=True)(),
+                      trainable=True, noise_conditional=True), (3, 8, 8), convex=False,
+          exact_prox=False),
 ]
 N = 3  # batch size of the checks
 

@@ -1,7 +1,7 @@
 """Forward operators ``A`` of the reconstruction model ``X = A(y) + noise``.
 
-Operators: :class:`Identity` (denoising), :class:`Blur` (circular
-convolution), :class:`Inpainting` (pixel mask), :class:`Downsampling`
+Operators: :class:`Identity` (denoising), :class:`Blur` (convolution,
+periodic or reflective boundary), :class:`Inpainting` (pixel mask), :class:`Downsampling`
 (anti-aliasing blur then decimation: super-resolution),
 :class:`MatrixOperator` (a dense or sparse matrix, or a
 :class:`scipy.sparse.linalg.LinearOperator`, acting on 1-D signals:

@@ -1,12 +1,22 @@
-"""Circular convolutions: :class:`Blur` and :class:`Downsampling` (blur then decimation)."""
+"""Convolutions: :class:`Blur` and :class:`Downsampling` (blur then decimation).
+
+Both take ``boundary="periodic"`` (circular, by FFT) or ``"reflect"``
+(half-sample symmetric extension of the signal, see
+:mod:`retune_sklearn._boundary`): the signal is padded symmetrically by the
+kernel's radius, convolved circularly on the padded grid (the wrap-around
+only reaches the margins) and cropped; the adjoint zero-pads, correlates and
+folds the margins back onto the pixels they copy.
+"""
 
 import math
 from numbers import Real
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
 
+from .._boundary import boundary_constraint, pad_reflect, pad_reflect_adjoint
 from .._params import StrictInterval, positive_int, spatial_ndim
 from ._base import LinearOperator
 
@@ -23,7 +33,7 @@ def gaussian_kernel(sigma, size, ndim):
 
 
 class Blur(LinearOperator):
-    """Convolution with circular boundary conditions, applied by FFT.
+    """Convolution with periodic or symmetric (reflective) boundary conditions, by FFT.
 
     Parameters
     ----------
@@ -36,23 +46,36 @@ class Blur(LinearOperator):
     size : int, default=None
         Side of the Gaussian kernel (odd); defaults to ``2 * ceil(3 sigma) + 1``.
         Ignored when ``kernel`` is given.
+    boundary : {"periodic", "reflect"}, default="periodic"
+        Values outside the signal: ``"periodic"`` wraps around (circular
+        convolution); ``"reflect"`` mirrors the signal about its edges,
+        the edge pixel included (``x[-1] = x[0]``, as
+        ``scipy.ndimage.convolve(mode="reflect")``), which is what a photo
+        cropped from a larger scene resembles more.
 
     Notes
     -----
     Acts on the last axis of 1-D signals and on the last two axes otherwise
     (channels of ``(C, H, W)`` images are blurred independently).
+
+    ``norm`` is exact: the maximum of the transfer function for
+    ``"periodic"``; for ``"reflect"`` with a kernel of odd sides symmetric
+    along each axis (a Gaussian), the maximum of its DCT-II eigenvalues
+    (the transfer function on the doubled grid), otherwise power iteration.
     """
 
     _parameter_constraints = {
         "sigma": [None, StrictInterval(Real, 0, None, closed="neither")],
         "kernel": [None, "array-like"],
         "size": [None, positive_int()],
+        "boundary": boundary_constraint(),
     }
 
-    def __init__(self, sigma=None, kernel=None, size=None):
+    def __init__(self, sigma=None, kernel=None, size=None, boundary="periodic"):
         self.sigma = sigma
         self.kernel = kernel
         self.size = size
+        self.boundary = boundary
 
     def _explicit_kernel(self, ndim):
         kernel = np.asarray(self.kernel, dtype=np.float64)
@@ -108,8 +131,16 @@ class Blur(LinearOperator):
             return torch.fft.rfftn(torch.as_tensor(padded, dtype=dtype, device=device))
         return self._cached(("otf", tuple(spatial_shape), str(device), dtype), build)
 
-    def _apply(self, x, conjugate):
-        ndim = 1 if x.dim() == 2 else 2
+    def reflect_pads(self, ndim):
+        """``(before, after)`` symmetric padding per axis that the kernel reads beyond the edges.
+
+        Output pixel ``i`` reads input pixels ``i - c`` to ``i + k - 1 - c``
+        (``c = k // 2``, the kernel's centre; the kernel is flipped by the
+        convolution): ``k - 1 - c`` before the start and ``c`` after the end.
+        """
+        return tuple((k - 1 - k // 2, k // 2) for k in self.kernel_shape(ndim))
+
+    def _circular(self, x, conjugate, ndim):
         spatial = tuple(x.shape[-ndim:])
         otf = self._transfer_function(spatial, x.device, x.dtype)
         if conjugate:
@@ -117,18 +148,47 @@ class Blur(LinearOperator):
         axes = tuple(range(-ndim, 0))
         return torch.fft.irfftn(torch.fft.rfftn(x, dim=axes) * otf, s=spatial, dim=axes)
 
+    def _apply(self, x, conjugate):
+        ndim = 1 if x.dim() == 2 else 2
+        if self.boundary != "reflect":
+            return self._circular(x, conjugate, ndim)
+        pads = self.reflect_pads(ndim)
+        # The pads are at most the kernel's radius, so the circular wrap-around on the
+        # padded grid only reaches the margins: forward = crop ∘ circ ∘ pad, adjoint reversed.
+        if conjugate:
+            flat = [p for before_after in reversed(pads) for p in before_after]
+            return pad_reflect_adjoint(self._circular(F.pad(x, flat), True, ndim), pads)
+        crop = (Ellipsis,) + tuple(slice(b, b + s) for (b, _), s in zip(pads, x.shape[-ndim:]))
+        return self._circular(pad_reflect(x, pads), False, ndim)[crop]
+
     def forward(self, x):
         return self._apply(x, conjugate=False)
 
     def adjoint(self, z):
         return self._apply(z, conjugate=True)
 
+    def _dct_diagonal(self, ndim):
+        """Whether the reflect convolution is diagonal in the DCT-II basis (odd, even kernel)."""
+        kernel = self.kernel_array(ndim)
+        return all(k % 2 == 1 for k in kernel.shape) and all(
+            np.allclose(kernel, np.flip(kernel, axis), rtol=0,
+                        atol=1e-14 * np.abs(kernel).max()) for axis in range(ndim))
+
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
-        # Circular convolution is diagonalized by the DFT: ‖A‖ = max |OTF|.
         self.check_signal_shape(signal_shape)
         ndim = spatial_ndim(signal_shape)
-        otf = self._transfer_function(tuple(signal_shape[-ndim:]), "cpu", torch.float64)
-        return float(otf.abs().max())
+        spatial = tuple(signal_shape[-ndim:])
+        if self.boundary != "reflect":
+            # Circular convolution is diagonalized by the DFT: ‖A‖ = max |OTF|.
+            otf = self._transfer_function(spatial, "cpu", torch.float64)
+            return float(otf.abs().max())
+        if not self._dct_diagonal(ndim):
+            return super().norm(signal_shape, device=device, dtype=dtype)
+        # A symmetric kernel maps the mirrored signal (period 2N) to the mirrored output:
+        # the DCT-II vectors are eigenvectors, with the doubled grid's transfer function at
+        # frequencies 0..N-1 as eigenvalues.
+        otf = np.fft.fftn(self.padded_kernel(tuple(2 * s for s in spatial)))
+        return float(np.abs(otf[tuple(slice(0, s) for s in spatial)]).max())
 
 
 _FILTERS = ("gaussian", "box", "none")
@@ -137,7 +197,7 @@ _FILTERS = ("gaussian", "box", "none")
 class Downsampling(LinearOperator):
     """Anti-aliasing blur followed by decimation (super-resolution): ``A = S ∘ H``.
 
-    ``H`` is a circular convolution (a :class:`Blur`) and ``S`` keeps every
+    ``H`` is a convolution (a :class:`Blur`, with ``boundary``) and ``S`` keeps every
     ``factor``-th pixel, starting at index 0, along the spatial axes: the last
     axis of 1-D signals, the last two axes otherwise (channels of
     ``(C, H, W)`` images are processed independently). The adjoint is
@@ -172,11 +232,15 @@ class Downsampling(LinearOperator):
         ``exp(-π²/8) ≈ 0.29`` (a common trade-off between aliasing and
         blur).
 
+    boundary : {"periodic", "reflect"}, default="periodic"
+        Boundary condition of the filter ``H`` (see :class:`Blur`).
+
     Notes
     -----
-    ``norm`` is exact: ``S H Hᵀ Sᵀ`` is a circular convolution on the coarse
-    grid whose transfer function is the mean of ``|Ĥ|²`` over the
-    ``factor**ndim`` aliased frequencies.
+    ``norm`` is exact for ``boundary="periodic"``: ``S H Hᵀ Sᵀ`` is a
+    circular convolution on the coarse grid whose transfer function is the
+    mean of ``|Ĥ|²`` over the ``factor**ndim`` aliased frequencies. With
+    ``"reflect"`` it is estimated by power iteration.
 
     Examples
     --------
@@ -193,12 +257,14 @@ class Downsampling(LinearOperator):
         "factor": [positive_int()],
         "filter": [StrOptions(set(_FILTERS)), "array-like"],
         "sigma": [None, StrictInterval(Real, 0, None, closed="neither")],
+        "boundary": boundary_constraint(),
     }
 
-    def __init__(self, factor=2, filter="gaussian", sigma=None):
+    def __init__(self, factor=2, filter="gaussian", sigma=None, boundary="periodic"):
         self.factor = factor
         self.filter = filter
         self.sigma = sigma
+        self.boundary = boundary
 
     def _filter_name(self):
         """The filter's name, or None for an explicit kernel."""
@@ -222,14 +288,15 @@ class Downsampling(LinearOperator):
             if name == "none":
                 return None
             if name == "gaussian":
-                return Blur(sigma=float(self.sigma) if self.sigma is not None else factor / 2)
+                return Blur(sigma=float(self.sigma) if self.sigma is not None else factor / 2,
+                            boundary=self.boundary)
             if name == "box":
                 # Length 2f-1 with its centre at f-1: output i averages x[i .. i+f-1].
                 profile = np.r_[np.full(factor, 1.0 / factor), np.zeros(factor - 1)]
                 kernel = profile
                 for _ in range(ndim - 1):
                     kernel = np.multiply.outer(kernel, profile)
-                return Blur(kernel=kernel)
+                return Blur(kernel=kernel, boundary=self.boundary)
             try:
                 kernel = np.asarray(self.filter, dtype=np.float64)
             except (TypeError, ValueError) as error:
@@ -238,7 +305,7 @@ class Downsampling(LinearOperator):
             if kernel.ndim != ndim or kernel.size == 0 or not np.all(np.isfinite(kernel)):
                 raise ValueError(f"Downsampling `filter` kernel must be a non-empty finite "
                                  f"{ndim}-D array for these signals; got shape {kernel.shape}.")
-            return Blur(kernel=kernel)
+            return Blur(kernel=kernel, boundary=self.boundary)
         return self._cached(("blur", ndim), build)
 
     def _check_signal_shape(self, signal_shape):
@@ -284,6 +351,8 @@ class Downsampling(LinearOperator):
         blur = self.blur(ndim)
         if blur is None:
             return 1.0
+        if self.boundary == "reflect":
+            return super().norm(signal_shape, device=device, dtype=dtype)
         factor = int(self.factor)
         spatial = signal_shape[-ndim:]
         power = np.abs(np.fft.fftn(blur.padded_kernel(spatial))) ** 2

@@ -27,9 +27,10 @@ Interface used by the estimator and :mod:`retune_sklearn.solvers`
 
 from ._base import REGULARIZER_METHODS, Regularizer, soft_threshold
 from .denoisers import LearnedDenoiser
+from .pnp import PnP
 from .smooth import Tikhonov
 from .sparsity import L1Norm, WaveletL1
 from .tv import TotalVariation
 
 __all__ = ["REGULARIZER_METHODS", "Regularizer", "L1Norm", "WaveletL1", "Tikhonov",
-           "TotalVariation", "LearnedDenoiser", "soft_threshold"]
+           "TotalVariation", "LearnedDenoiser", "PnP", "soft_threshold"]

@@ -125,11 +125,28 @@ def _difference_axes(x):
     return tuple(range(-spatial_ndim(x.shape[1:]), 0))
 
 
-def _gradient(x, axes):
-    """Forward differences with periodic boundary, stacked on a new axis 1."""
-    return torch.stack([torch.roll(x, -1, axis) - x for axis in axes], dim=1)
+def _gradient(x, axes, boundary="periodic"):
+    """Forward differences, stacked on a new axis 1.
+
+    ``boundary="periodic"`` wraps around; ``"reflect"`` (Neumann) sets the
+    last difference along each axis to 0, as the symmetric extension
+    ``x[N] = x[N-1]`` does (Chambolle's discretization, skimage's
+    ``denoise_tv_chambolle``). Both have ``‖D‖² ≤ 4`` per axis.
+    """
+    if boundary != "reflect":
+        return torch.stack([torch.roll(x, -1, axis) - x for axis in axes], dim=1)
+    return torch.stack([torch.cat([torch.diff(x, dim=axis), torch.zeros_like(x.narrow(axis, 0, 1))],
+                                  dim=axis) for axis in axes], dim=1)
 
 
-def _gradient_adjoint(q, axes):
-    """Adjoint of :func:`_gradient` (minus a periodic divergence)."""
-    return sum(torch.roll(q[:, i], 1, axis) - q[:, i] for i, axis in enumerate(axes))
+def _gradient_adjoint(q, axes, boundary="periodic"):
+    """Adjoint of :func:`_gradient` (minus the matching divergence)."""
+    if boundary != "reflect":
+        return sum(torch.roll(q[:, i], 1, axis) - q[:, i] for i, axis in enumerate(axes))
+    total = 0
+    for i, axis in enumerate(axes):
+        # (Dᵀq)_j = q_{j-1} − q_j with q_{-1} = 0 and the (always zero) last difference ignored.
+        inner = q[:, i].narrow(axis, 0, q.shape[axis] - 1)
+        zero = torch.zeros_like(q[:, i].narrow(axis, 0, 1))
+        total = total + torch.cat([zero, inner], dim=axis) - torch.cat([inner, zero], dim=axis)
+    return total

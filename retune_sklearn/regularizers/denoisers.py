@@ -3,6 +3,7 @@
 import torch
 
 from .._params import positive_int
+from ..zoo import lipschitz_normalized
 from ._base import Regularizer, scalar_weight
 
 
@@ -95,9 +96,7 @@ class LearnedDenoiser(Regularizer):
         for i in range(self.n_layers):
             weight = network[f"conv{i}.weight"]
             if self.lipschitz_bound:
-                bound = self.kernel_size ** (ndim / 2) * torch.linalg.matrix_norm(
-                    weight.reshape(weight.shape[0], -1), ord=2)
-                weight = weight / torch.clamp(bound, min=1.0)
+                weight = lipschitz_normalized(weight)
             h = conv(torch.nn.functional.pad(h, pad, mode="circular"), weight,
                      network[f"conv{i}.bias"])
             if i < self.n_layers - 1:

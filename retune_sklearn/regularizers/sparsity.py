@@ -3,6 +3,7 @@
 import torch
 from sklearn.utils._param_validation import StrOptions
 
+from .._boundary import boundary_constraint, mirror_extend, mirror_fold
 from .._params import positive_int, spatial_ndim
 from ..wavelets import WaveletTransform
 from ._base import (Regularizer, batch_view, group_weights, safe_norm, scalar_weight,
@@ -76,6 +77,18 @@ class WaveletL1(Regularizer):
         is a group soft-thresholding (``"group"``: the colors of a
         coefficient are kept or shrunk together). Ignored without a channel
         axis.
+    boundary : {"periodic", "reflect"}, default="periodic"
+        ``"periodic"``: the periodized transform of the signal (its edges
+        wrap around). ``"reflect"``: the transform of the signal's even
+        symmetric extension (``N → 2N`` per axis, mirrored about the edges,
+        scaled by ``1/√2`` per axis), so no wavelet straddles an artificial
+        jump between opposite edges. ``W`` is then a Parseval frame
+        (``W* W = I``, ``‖W‖ = 1``; ``W*`` folds the mirrored halves back)
+        with ``2**ndim`` times as many coefficients (4× in 2-D, times the
+        shifts of ``translation_invariant``), and the signal's sides need
+        only be divisible by ``2**(levels - 1)``. As with the
+        translation-invariant frame, forward–backward on the redundant
+        coefficients converges sublinearly.
     """
 
     _parameter_constraints = {
@@ -86,10 +99,12 @@ class WaveletL1(Regularizer):
         "translation_invariant": ["boolean"],
         "n_shifts": [positive_int()],
         "channels": [StrOptions({"shared", "separate", "group"})],
+        "boundary": boundary_constraint(),
     }
 
     def __init__(self, wavelet="db4", levels=3, weights="subband", penalize_approximation=True,
-                 translation_invariant=False, n_shifts=2, channels="shared"):
+                 translation_invariant=False, n_shifts=2, channels="shared",
+                 boundary="periodic"):
         self.wavelet = wavelet
         self.levels = levels
         self.weights = weights
@@ -97,14 +112,27 @@ class WaveletL1(Regularizer):
         self.translation_invariant = translation_invariant
         self.n_shifts = n_shifts
         self.channels = channels
+        self.boundary = boundary
 
     def _transform(self, ndim):
         return self._cached(("transform", ndim),
                             lambda: WaveletTransform(self.wavelet, int(self.levels), ndim))
 
+    def _coefficient_spatial_shape(self, signal_shape):
+        """Spatial shape that the transform acts on: the signal's, doubled by ``"reflect"``."""
+        ndim = spatial_ndim(signal_shape)
+        factor = 2 if self.boundary == "reflect" else 1
+        return tuple(factor * s for s in signal_shape[-ndim:])
+
     def _check_signal_shape(self, signal_shape):
         ndim = spatial_ndim(signal_shape)
-        self._transform(ndim).check_shape(signal_shape[-ndim:])
+        try:
+            self._transform(ndim).check_shape(self._coefficient_spatial_shape(signal_shape))
+        except ValueError as error:
+            if self.boundary != "reflect":
+                raise
+            raise ValueError(f"{error} (With boundary='reflect' the transform acts on the "
+                             "mirrored signal, twice the signal's sides.)") from error
 
     def _groups(self, spatial_shape):
         """Map each coefficient position to a weight index (-1: unpenalized).
@@ -137,7 +165,7 @@ class WaveletL1(Regularizer):
     def weight_names(self, signal_shape):
         self.check_signal_shape(signal_shape)
         ndim = spatial_ndim(signal_shape)
-        names = list(self._groups(tuple(signal_shape[-ndim:]))[1])
+        names = list(self._groups(self._coefficient_spatial_shape(signal_shape))[1])
         if self.channels == "separate" and len(signal_shape) == 3:
             return [f"c{c}:{name}" for c in range(signal_shape[0]) for name in names]
         return names
@@ -154,17 +182,23 @@ class WaveletL1(Regularizer):
         return len(self._signal_shape_of(u)) == 3
 
     def analysis(self, x):
-        transform = self._transform(spatial_ndim(x.shape[1:]))
+        ndim = spatial_ndim(x.shape[1:])
+        transform = self._transform(ndim)
+        if self.boundary == "reflect":
+            x = mirror_extend(x, ndim)
         if not self.translation_invariant:
             return transform.forward(x)
         # The shifts are folded into the level-1 matrices (no torch.roll copies).
         return transform.frame_forward(x, self.n_shifts)
 
     def synthesis(self, u):
-        transform = self._transform(self._signal_ndim(u))
+        ndim = self._signal_ndim(u)
+        transform = self._transform(ndim)
         if not self.translation_invariant:
-            return transform.inverse(u)
-        return transform.frame_inverse(u, self.n_shifts)
+            x = transform.inverse(u)
+        else:
+            x = transform.frame_inverse(u, self.n_shifts)
+        return mirror_fold(x, ndim) if self.boundary == "reflect" else x
 
     def _coefficient_weights(self, u, weights, rank):
         """Per-group ``weights`` as a map of ``u``'s spatial shape, viewed with ``rank`` axes.

@@ -5,13 +5,14 @@ import math
 import torch
 from sklearn.utils._param_validation import StrOptions
 
+from .._boundary import boundary_constraint
 from .._params import positive_int
 from ._base import (Regularizer, _difference_axes, _gradient, _gradient_adjoint, group_weights,
                     safe_norm)
 
 
 class TotalVariation(Regularizer):
-    """Total variation ``Σ_g λ_g TV_g(x)`` with periodic boundary.
+    """Total variation ``Σ_g λ_g TV_g(x)`` with periodic or Neumann boundary.
 
     Parameters
     ----------
@@ -28,6 +29,11 @@ class TotalVariation(Regularizer):
         (non-differentiated) blocks, the dual carried from one step to the
         next (:meth:`prox_from` with ``warm=True``). None: every step runs
         ``n_inner`` iterations from zero (a fixed map).
+    boundary : {"periodic", "reflect"}, default="periodic"
+        Finite differences that wrap around, or Neumann ones (``"reflect"``:
+        the difference across the image border is 0, as in
+        :func:`skimage.restoration.denoise_tv_chambolle`), which do not
+        penalize the jump between opposite edges of a photo.
 
     Notes
     -----
@@ -64,13 +70,16 @@ class TotalVariation(Regularizer):
         "isotropic": ["boolean"],
         "n_inner": [positive_int()],
         "n_inner_warm": [positive_int(), None],
+        "boundary": boundary_constraint(),
     }
 
-    def __init__(self, weights="scalar", isotropic=True, n_inner=20, n_inner_warm=None):
+    def __init__(self, weights="scalar", isotropic=True, n_inner=20, n_inner_warm=None,
+                 boundary="periodic"):
         self.weights = weights
         self.isotropic = isotropic
         self.n_inner = n_inner
         self.n_inner_warm = n_inner_warm
+        self.boundary = boundary
 
     def _check_signal_shape(self, signal_shape):
         if self.weights == "direction" and (self.isotropic or len(signal_shape) == 1):
@@ -114,7 +123,7 @@ class TotalVariation(Regularizer):
                             device=u.device)
         q = self._dual_solve(u, q, self._radii(thresholds, q), axes,
                              self.n_inner_warm if warm else self.n_inner)
-        return u - _gradient_adjoint(q, axes), q
+        return u - _gradient_adjoint(q, axes, self.boundary), q
 
     def _dual_solve(self, u, q, radii, axes, n_iter):
         """``n_iter`` steps of FISTA on the dual from ``q`` (Beck & Teboulle's FGP)."""
@@ -122,8 +131,9 @@ class TotalVariation(Regularizer):
         extrapolated, t = q, 1.0
         for k in range(n_iter):
             q_next = self._project(
-                torch.add(extrapolated, _gradient(u - _gradient_adjoint(extrapolated, axes),
-                                                  axes), alpha=step), radii)
+                torch.add(extrapolated, _gradient(
+                    u - _gradient_adjoint(extrapolated, axes, self.boundary), axes,
+                    self.boundary), alpha=step), radii)
             t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
             # The first momentum factor is (1 − 1)/t = 0, and the last is unused.
             extrapolated = q_next if k in (0, n_iter - 1) else (
@@ -133,7 +143,7 @@ class TotalVariation(Regularizer):
 
     def penalty(self, u, weights):
         axes = _difference_axes(u)
-        grad = _gradient(u, axes)
+        grad = _gradient(u, axes, self.boundary)
         if self.isotropic:
             weight = group_weights(weights, len(u))[:, 0]
             return weight * safe_norm(grad, dim=1).flatten(1).sum(dim=1)

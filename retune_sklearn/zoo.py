@@ -1,0 +1,289 @@
+"""Denoiser networks trained from scratch in the package, and their supervised pre-training.
+
+:class:`DnCNN` and :class:`SmallUNet` are plain :class:`torch.nn.Module`
+residual denoisers ``D(x) = x − N(x)`` (``N`` predicts the noise), to plug
+into :class:`~retune_sklearn.regularizers.PnP`; :func:`pretrain_denoiser`
+trains any such module on (noisy, clean) pairs drawn on the fly. Nothing is
+downloaded: the networks start from torch's seeded random initialization.
+
+Every convolution pads circularly (as the package's operators are periodic)
+and, with ``lipschitz=True``, divides its kernel by
+``max(1, √(k^ndim) ‖W‖₂)`` (``‖W‖₂``: spectral norm of the kernel reshaped to
+(out, in·k^ndim), computed exactly by an SVD at every call), an upper bound
+of the convolution's Lipschitz constant: the convolution is then
+1-Lipschitz, ``N`` is 1-Lipschitz and ``Lip(D) ≤ 2``. That keeps
+plug-and-play iterations stable (``Lip(v ↦ v + t(D(v) − v)) ≤ 1 + t``) but does
+not make ``D`` non-expansive. The constraint is a plain function of the
+weights inside ``forward`` rather than
+``torch.nn.utils.parametrizations.spectral_norm``: parametrized modules do
+not pickle, and spectral_norm's power-iteration buffers only update in
+training mode, so inside :func:`torch.func.functional_call` (trainable PnP)
+its normalization would lag behind the weights.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["DnCNN", "SmallUNet", "pretrain_denoiser", "lipschitz_normalized"]
+
+
+def lipschitz_normalized(weight):
+    """``weight / max(1, √(k^ndim) ‖W‖₂)``: a convolution kernel whose convolution is
+    1-Lipschitz (``‖W‖₂`` the spectral norm of the kernel reshaped to (out, in·k^ndim))."""
+    bound = math.prod(weight.shape[2:]) ** 0.5 * torch.linalg.matrix_norm(
+        weight.reshape(weight.shape[0], -1), ord=2)
+    return weight / torch.clamp(bound, min=1.0)
+
+
+class CircularConv(nn.Module):
+    """A 1-D or 2-D convolution with circular padding, optionally 1-Lipschitz.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    ndim : {1, 2}
+        Spatial dimensions.
+    kernel_size : int, default=3
+        Odd side of the kernel.
+    lipschitz : bool, default=False
+        Normalize the kernel with :func:`lipschitz_normalized` at every call.
+    """
+
+    def __init__(self, in_channels, out_channels, ndim=2, kernel_size=3, lipschitz=False):
+        super().__init__()
+        if ndim not in (1, 2):
+            raise ValueError(f"ndim must be 1 or 2; got {ndim!r}.")
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd; got {kernel_size!r}.")
+        conv = (nn.Conv1d if ndim == 1 else nn.Conv2d)(in_channels, out_channels, kernel_size)
+        # The weights of torch's default initialization, held here without the module.
+        self.weight, self.bias = conv.weight, conv.bias
+        self.ndim, self.kernel_size, self.lipschitz = ndim, kernel_size, lipschitz
+
+    def forward(self, x):
+        weight = lipschitz_normalized(self.weight) if self.lipschitz else self.weight
+        x = F.pad(x, (self.kernel_size // 2,) * (2 * self.ndim), mode="circular")
+        return (F.conv1d if self.ndim == 1 else F.conv2d)(x, weight, self.bias)
+
+
+def _with_noise_map(x, sigma):
+    """``x`` with the noise level as one more channel (noise-conditional networks)."""
+    if sigma is None:
+        raise ValueError("This network is noise-conditional: call it as D(x, sigma).")
+    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    return torch.cat([x, sigma.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
+class DnCNN(nn.Module):
+    """DnCNN (Zhang et al., 2017) without batch normalization: ``D(x) = x − N(x)``.
+
+    ``N`` is ``depth`` circular convolutions with ReLUs between them.
+
+    Parameters
+    ----------
+    depth : int, default=5
+        Number of convolutions (≥ 2).
+    channels : int, default=32
+        Channels of the hidden layers.
+    in_channels : int, default=1
+        Channels of the images (3 for RGB).
+    ndim : {1, 2}, default=2
+        1 for signals ``(N, C, L)``, 2 for images ``(N, C, H, W)``.
+    kernel_size : int, default=3
+    lipschitz : bool, default=False
+        Make every convolution 1-Lipschitz (see the module docstring).
+    noise_conditional : bool, default=False
+        Take the noise level as input, ``D(x, sigma)`` (``sigma`` a number or a
+        tensor broadcastable to ``(N, 1, 1, 1)``), as an extra input channel.
+    """
+
+    def __init__(self, depth=5, channels=32, in_channels=1, ndim=2, kernel_size=3,
+                 lipschitz=False, noise_conditional=False):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"DnCNN depth must be at least 2; got {depth!r}.")
+        self.noise_conditional = noise_conditional
+        sizes = [in_channels + noise_conditional] + [channels] * (depth - 1) + [in_channels]
+        self.convs = nn.ModuleList(CircularConv(a, b, ndim, kernel_size, lipschitz)
+                                   for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x, sigma=None):
+        h = _with_noise_map(x, sigma) if self.noise_conditional else x
+        for i, conv in enumerate(self.convs):
+            h = conv(h) if i == 0 else conv(F.relu(h))
+        return x - h
+
+
+class SmallUNet(nn.Module):
+    """A small residual U-Net (DRUNet-like, without its residual blocks): ``D(x) = x − N(x)``.
+
+    ``levels`` times: two convolutions, then down-sampling by 2 (channels
+    doubled); at the bottom two convolutions; back up with nearest
+    up-sampling, merging each skip connection by the mean ``½(skip + up)``.
+    Down-sampling is ``2 ×`` average pooling and up-sampling nearest
+    neighbour ``/ 2``, both of norm 1, so that with ``lipschitz=True`` ``N``
+    is 1-Lipschitz. Images only, with ``H`` and ``W`` divisible by ``2**levels``.
+
+    Parameters
+    ----------
+    channels : int, default=16
+        Channels at full resolution (doubled at every level).
+    levels : int, default=2
+        Down-sampling steps.
+    in_channels : int, default=1
+    lipschitz : bool, default=False
+        Make every convolution 1-Lipschitz (see the module docstring).
+    noise_conditional : bool, default=False
+        Take the noise level as an extra input channel, ``D(x, sigma)``.
+    """
+
+    def __init__(self, channels=16, levels=2, in_channels=1, lipschitz=False,
+                 noise_conditional=False):
+        super().__init__()
+        self.levels, self.noise_conditional = levels, noise_conditional
+        widths = [channels * 2 ** i for i in range(levels + 1)]
+
+        def conv(a, b):
+            return CircularConv(a, b, 2, 3, lipschitz)
+        self.head = conv(in_channels + noise_conditional, widths[0])
+        self.encoders = nn.ModuleList(conv(widths[i], widths[i]) for i in range(levels))
+        self.downs = nn.ModuleList(conv(widths[i], widths[i + 1]) for i in range(levels))
+        self.bottom = conv(widths[-1], widths[-1])
+        self.ups = nn.ModuleList(conv(widths[i + 1], widths[i]) for i in range(levels))
+        self.decoders = nn.ModuleList(conv(widths[i], widths[i]) for i in range(levels))
+        self.tail = conv(widths[0], in_channels)
+
+    def forward(self, x, sigma=None):
+        factor = 2 ** self.levels
+        if x.dim() != 4 or x.shape[-1] % factor or x.shape[-2] % factor:
+            raise ValueError(f"SmallUNet(levels={self.levels}) needs images (N, C, H, W) with H "
+                             f"and W divisible by {factor}; got shape {tuple(x.shape)}.")
+        h = F.relu(self.head(_with_noise_map(x, sigma) if self.noise_conditional else x))
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs):
+            h = F.relu(encoder(h))
+            skips.append(h)
+            h = F.relu(down(2 * F.avg_pool2d(h, 2)))
+        h = F.relu(self.bottom(h))
+        for i in reversed(range(self.levels)):
+            up = F.relu(self.ups[i](F.interpolate(h, scale_factor=2, mode="nearest") / 2))
+            h = F.relu(self.decoders[i]((skips[i] + up) / 2))
+        return x - self.tail(h)
+
+
+def _noise_levels(noise_sigma, n, generator, dtype):
+    """Per-sample noise levels: ``noise_sigma``, or uniform in the range ``(low, high)``."""
+    if np.ndim(noise_sigma) == 0:
+        return torch.full((n,), float(noise_sigma), dtype=dtype)
+    low, high = (float(s) for s in noise_sigma)
+    return low + (high - low) * torch.rand(n, generator=generator, dtype=dtype)
+
+
+def _check_pretraining(clean, noise_sigma, epochs, batch_size, crop_size):
+    """``clean`` as float64 numpy; ValueError naming the first bad argument."""
+    clean = np.asarray(clean, dtype=np.float64)
+    if clean.ndim < 2 or clean.ndim > 4 or len(clean) == 0 or not np.isfinite(clean).all():
+        raise ValueError("clean_patches must be a non-empty finite array (n, L), (n, H, W) or "
+                         f"(n, C, H, W); got shape {clean.shape}.")
+    levels = np.atleast_1d(np.asarray(noise_sigma, dtype=np.float64))
+    if levels.size not in (1, 2) or not np.all(np.isfinite(levels)) or np.any(levels < 0):
+        raise ValueError("noise_sigma must be a non-negative number or a (low, high) range; "
+                         f"got {noise_sigma!r}.")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if crop_size is not None and clean.ndim == 2:
+        raise ValueError("crop_size applies to images (n, H, W) or (n, C, H, W); got 1-D "
+                         f"signals of shape {clean.shape}.")
+    if crop_size is not None and (not isinstance(crop_size, (int, np.integer))
+                                  or not 1 <= crop_size <= min(clean.shape[-2:])):
+        raise ValueError(f"crop_size must be None or an integer in [1, {min(clean.shape[-2:])}]"
+                         f"; got {crop_size!r}.")
+    return clean
+
+
+def _random_crops(batch, crop_size, generator):
+    """One random ``crop_size`` window (same for the whole batch) of the last two axes."""
+    if crop_size is None:
+        return batch
+    h, w = batch.shape[-2:]
+    i = int(torch.randint(h - crop_size + 1, (1,), generator=generator))
+    j = int(torch.randint(w - crop_size + 1, (1,), generator=generator))
+    return batch[..., i:i + crop_size, j:j + crop_size]
+
+
+def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batch_size=16,
+                      learning_rate=1e-3, crop_size=None, noise_conditional=False,
+                      random_state=0, history=None):
+    """Supervised training of a denoiser on (noisy, clean) pairs drawn on the fly.
+
+    Each epoch visits the clean patches in a random order; every batch gets
+    fresh Gaussian noise, ``noisy = clean + σ ε``, and one Adam step on the
+    mean squared error ``‖D(noisy) − clean‖²``. The module is trained in place,
+    on the device and in the dtype of its parameters (move it first, e.g.
+    ``module.cuda()``), in training mode, and left in evaluation mode.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The denoiser ``D(x)`` (or ``D(x, sigma)`` with ``noise_conditional``),
+        taking ``(N, C, H, W)`` images (or ``(N, C, L)`` signals).
+    clean_patches : array-like of shape (n, L), (n, H, W) or (n, C, H, W)
+        Clean training signals, e.g.
+        :func:`retune_sklearn.datasets.load_image_patches`.
+    noise_sigma : float or (float, float), default=0.1
+        Noise level, or a range ``(low, high)`` sampled uniformly per patch
+        (a blind or noise-conditional denoiser).
+    epochs : int, default=10
+        Passes over ``clean_patches``.
+    batch_size : int, default=16
+    learning_rate : float, default=1e-3
+        Adam's learning rate.
+    crop_size : int or None, default=None
+        Train on a random ``crop_size × crop_size`` window of each batch of
+        images (cheaper steps; convolutional networks apply to any size).
+    noise_conditional : bool, default=False
+        Call ``module(noisy, sigma)`` with ``sigma`` of shape ``(N, 1, 1, 1)``.
+    random_state : int, default=0
+        Seed of the order, the crops and the noise.
+    history : list or None, default=None
+        If given, the mean training loss of every epoch is appended to it.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        The same module, trained.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
+    clean = _check_pretraining(clean_patches, noise_sigma, epochs, batch_size, crop_size)
+    reference = next(module.parameters(), None)
+    if reference is None:
+        raise ValueError(f"module {type(module).__name__} has no parameters to train.")
+    dtype, device = reference.dtype, reference.device
+    data = torch.as_tensor(clean, dtype=dtype)
+    data = data[:, None] if data.dim() in (2, 3) else data  # a channel axis
+    generator = torch.Generator().manual_seed(int(random_state))
+    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
+    module.train()
+    for _ in range(epochs):
+        total = 0.0
+        for batch in torch.randperm(len(data), generator=generator).split(batch_size):
+            target = _random_crops(data[batch], crop_size, generator)
+            sigma = _noise_levels(noise_sigma, len(target), generator, dtype)
+            sigma = sigma.reshape(-1, *(1,) * (target.dim() - 1))
+            noisy = target + sigma * torch.randn(target.shape, generator=generator, dtype=dtype)
+            noisy, target, sigma = noisy.to(device), target.to(device), sigma.to(device)
+            output = module(noisy, sigma) if noise_conditional else module(noisy)
+            loss = F.mse_loss(output, target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(target)
+        if history is not None:
+            history.append(total / len(data))
+    return module.eval()
