@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ._validation import (check_continuable, check_continuable_adaptation, check_data_range,
-                          check_fit_data, check_fitted_signals, check_init_weight, check_mask,
+                          check_fit_data, check_fitted_signals, check_implicit_solver,
+                          check_init_weight, check_mask,
                           check_measurements, resolve_components, resolve_signal_shape)
 from .contraction import (AUTO_DISTANCE, AUTO_K_MAX, choose_block_size, choose_solve_tol,
                           estimate_contraction)
@@ -27,7 +28,7 @@ from .learning.initialization import search_common_exponent, search_common_scale
 from .learning.parameters import Theta, initial_theta, noise_scale, theta_from_values
 from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
-from .reconstruct import build_problem, solve_batch, step_parameters
+from .reconstruct import build_problem, solve_batch
 from .solvers import make_solver, relative_residual
 
 __all__ = []
@@ -164,7 +165,8 @@ class ModelSteps:
 
     def _options(self, K, tol):
         return SolveOptions(int(K), int(self.T), tol, make_solver(self.solver),
-                            self.implicit_tol, int(self.implicit_max_iter))
+                            self.implicit_tol, int(self.implicit_max_iter),
+                            self.implicit_solver)
 
     def _solve_choices(self):
         """``K`` and ``solve_tol``, resolved: an ``"auto"`` one reads the choice of the
@@ -230,8 +232,7 @@ class ModelSteps:
         """Per-sample relative residual at the end of a (no-grad) solve of ``X_b``,
         and the :class:`~retune_sklearn.contraction.ContractionEstimate` there."""
         with torch.no_grad():
-            u = solve_batch(X_b, problem, theta, options, report=report)
-        phi = problem.model.step_map(step_parameters(X_b, problem, theta))
+            u, phi = solve_batch(X_b, problem, theta, options, report=report, return_map=True)
         residual = relative_residual(phi, u)
         return residual, estimate_contraction(phi, u, options.K, n_iter=CONTRACTION_ITER)
 
@@ -248,6 +249,7 @@ class ModelSteps:
     def _build_problem(self, y_shape, X_shape):
         """Resolve components, shapes, device and the Lipschitz constant."""
         operator, regularizer = resolve_components(self.operator, self.regularizer)
+        check_implicit_solver(self.implicit_solver, self.hypergradient, regularizer)
         return build_problem(operator, regularizer, y_shape, X_shape, self.device, self.dtype)
 
     def _solve(self, X_b, problem, theta, hypergradient):

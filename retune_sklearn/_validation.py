@@ -327,6 +327,18 @@ def resolve_components(operator, regularizer):
     return clone(operator), clone(regularizer)
 
 
+def check_implicit_solver(implicit_solver, hypergradient, regularizer):
+    """``implicit_solver="cg"`` needs a soft-threshold prox (its step's Jacobian is a
+    0/1 mask times a symmetric matrix); raise ``ValueError`` otherwise."""
+    if (implicit_solver == "cg" and hypergradient == "implicit"
+            and not getattr(regularizer, "soft_threshold_prox", False)):
+        raise ValueError(
+            f"implicit_solver='cg' needs a regularizer whose prox is an elementwise soft "
+            f"threshold (L1Norm, or WaveletL1 without channels='group'), where the adjoint "
+            f"system is symmetric on the active set; got {regularizer!r}. Use "
+            f"implicit_solver='gmres'.")
+
+
 #: The torch device types the computations run on (and are tested on).
 DEVICE_TYPES = ("cpu", "cuda")
 

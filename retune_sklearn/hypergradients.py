@@ -38,6 +38,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from .solvers import FixedPointAlgorithm, PlainIteration, relative_residual
+from .solvers._base import anchored
 
 __all__ = ["SolveOptions", "SolveReport", "restarted_solve", "HYPERGRADIENTS"]
 
@@ -52,6 +53,7 @@ class SolveOptions:
     solver: FixedPointAlgorithm = field(default_factory=PlainIteration)
     implicit_tol: float = 1e-6
     implicit_max_iter: int = 200
+    implicit_solver: str = "gmres"
 
 
 @dataclass
@@ -64,7 +66,7 @@ class SolveReport:
     restarted phase used all ``T − 1`` blocks without reaching ``tol``;
     ``adjoint_failures`` / ``adjoint_residuals``: implicit backward passes
     that did not reach ``implicit_tol``, and the relative residual each one
-    reached.
+    reached; ``adjoint_products``: vector–Jacobian products of each adjoint solve.
     """
 
     iterations: list = field(default_factory=list)
@@ -73,6 +75,7 @@ class SolveReport:
     adjoint_solves: int = 0
     adjoint_failures: int = 0
     adjoint_residuals: list = field(default_factory=list)
+    adjoint_products: list = field(default_factory=list)
 
     def warn_if_needed(self, options, stacklevel=2, *, capped=True):
         """One ``ConvergenceWarning`` per problem found (not one per solve);
@@ -97,7 +100,8 @@ class SolveReport:
 
 
 def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None,
-                    implicit_tol=1e-6, implicit_max_iter=200, report=None):
+                    implicit_tol=1e-6, implicit_max_iter=200, implicit_solver="gmres",
+                    report=None, return_map=False):
     """Run up to ``T`` blocks of ``K`` iterations of ``phi`` from ``u0``.
 
     Parameters
@@ -117,25 +121,47 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
         Algorithm of the restarted blocks; None is the plain iteration.
     implicit_tol, implicit_max_iter : float, int
         Relative residual and cap on vector–Jacobian products of the adjoint
-        GMRES solve of ``"implicit"``.
+        solve of ``"implicit"``.
+    implicit_solver : {"gmres", "cg"}, default="gmres"
+        Krylov method of the adjoint solve. ``"cg"``: conjugate gradient on
+        the active set, valid only when the step's Jacobian is ``S(I − τH)``
+        with ``S`` the 0/1 derivative of a soft threshold (zero output = inactive) and
+        ``H`` symmetric: ``L1Norm``/``WaveletL1`` with a quadratic data term
+        (any linear operator and mask). Then ``(I − Jᵀ) w = g`` reduces to
+        ``τ S H S z = S g`` (symmetric positive semi-definite) and
+        ``w = g + Jᵀ z``. ``"gmres"`` is valid for every step (TV, learned
+        denoisers).
     report : SolveReport or None
         Receives the iteration count and residuals; without one, an implicit
         backward pass that misses ``implicit_tol`` warns by itself.
+    return_map : bool, default=False
+        Also return the map the last block iterated: ``phi`` with its inner
+        solver (TotalVariation's dual) started where the restarted blocks
+        left it (``phi`` itself when it has none). Residuals and contraction
+        estimates at the returned point are about that map.
 
     Returns
     -------
     torch.Tensor
         The last iterate; it carries a graph to θ unless ``hypergradient`` is
         ``"none"``.
+    callable
+        With ``return_map``: the last block's map.
     """
     if hypergradient not in HYPERGRADIENTS and hypergradient != "none":
         raise ValueError(f"Unknown hypergradient {hypergradient!r}; expected one of "
                          f"{tuple(HYPERGRADIENTS) + ('none',)}.")
+    if implicit_solver not in ADJOINT_SOLVERS:
+        raise ValueError(f"implicit_solver must be one of {sorted(ADJOINT_SOLVERS)}; got "
+                         f"{implicit_solver!r}.")
     options = SolveOptions(K, T, tol, solver or PlainIteration(), implicit_tol,
-                           implicit_max_iter)
+                           implicit_max_iter, implicit_solver)
     keep_graph = hypergradient == "unrolled"
     with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
-        u, n_restarted = _restarted_phase(phi, u0.detach(), options, report)
+        state, n_restarted = _restarted_phase(phi, u0.detach(), options, report)
+    # The last block (and the implicit backward) is the fixed map whose inner
+    # solver starts where the restarted blocks left it: same fixed point.
+    u, phi = state["u"], anchored(phi, state)
     if hypergradient == "none":
         with torch.no_grad():
             u = _iterate(phi, u, K)
@@ -143,16 +169,16 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
         u = HYPERGRADIENTS[hypergradient](phi, u, K, options, report)
     if report is not None:
         report.iterations.append(n_restarted + K)
-    return u
+    return (u, phi) if return_map else u
 
 
 def _restarted_phase(phi, u, options, report):
-    """Up to ``T − 1`` blocks of the algorithm; returns the point and the iterations run."""
+    """Up to ``T − 1`` blocks of the algorithm; returns its state and the iterations run."""
     solver, state, n_iterations = options.solver, options.solver.init_state(u), 0
     residual = None
     for block in range(options.T):
         if options.tol is not None and (block > 0 or options.T > 1):
-            residual = float(relative_residual(phi, state["u"]).max())
+            residual = float(relative_residual(anchored(phi, state), state["u"]).max())
             if residual <= options.tol:
                 break
         if block == options.T - 1:  # the cap, and still above tol
@@ -163,7 +189,7 @@ def _restarted_phase(phi, u, options, report):
         n_iterations += options.K
     if report is not None and residual is not None:
         report.residuals.append(residual)
-    return state["u"], n_iterations
+    return state, n_iterations
 
 
 def _iterate(phi, u, n_steps):
@@ -216,35 +242,32 @@ def _attach_implicit_backward(phi, u_star, options, report):
 
 
 def _solve_adjoint(output, u_leaf, grad, options, report):
-    """GMRES (scipy, float64) on ``w ↦ w − (∂φ/∂u)ᵀ w``.
-
-    The Jacobian of a forward–backward step is not symmetric in general
-    (TV, masks), so a general Krylov method; it converged in ~100
-    vector–Jacobian products where the fixed-point iteration needed
-    thousands on deblurring.
-    """
+    """``w`` with ``w − (∂φ/∂u)ᵀ w = grad``, by the Krylov method ``options.implicit_solver``
+    (scipy, float64) on vector–Jacobian products; counts and warnings in ``report``."""
     shape, dtype, device = grad.shape, grad.dtype, grad.device
     b = grad.detach().reshape(-1).cpu().numpy().astype(np.float64)
     b_norm = float(np.linalg.norm(b))
     if b_norm == 0:
         return grad
+    n_products = 0
 
-    def matvec(v):
+    def jacobian_t(v):  # (∂φ/∂u)ᵀ v, float64 numpy in and out
+        nonlocal n_products
+        n_products += 1
         w = torch.as_tensor(v, dtype=dtype, device=device).reshape(shape)
         jtw = torch.autograd.grad(output, u_leaf, w, retain_graph=True)[0]
-        return (w - jtw).reshape(-1).cpu().numpy().astype(np.float64)
+        return jtw.reshape(-1).cpu().numpy().astype(np.float64)
 
-    system = scipy.sparse.linalg.LinearOperator((b.size, b.size), matvec=matvec,
-                                                dtype=np.float64)
-    restart = min(options.implicit_max_iter, 100)
-    solution, _ = scipy.sparse.linalg.gmres(
-        system, b, rtol=options.implicit_tol, atol=0.0, restart=restart,
-        maxiter=math.ceil(options.implicit_max_iter / restart))
+    def matvec(v):
+        return v - jacobian_t(v)
+
+    solution = ADJOINT_SOLVERS[options.implicit_solver](jacobian_t, matvec, b, output, options)
     residual = float(np.linalg.norm(b - matvec(solution))) / b_norm
     # float32 vector–Jacobian products bound the reachable residual: allow a margin.
     failed = not residual <= max(options.implicit_tol, 10 * torch.finfo(dtype).eps) * 1.01
     if report is not None:
         report.adjoint_solves += 1
+        report.adjoint_products.append(n_products)
         if failed:
             report.adjoint_failures += 1
             report.adjoint_residuals.append(residual)
@@ -254,3 +277,42 @@ def _solve_adjoint(output, u_leaf, grad, options, report):
                       f"implicit_max_iter={options.implicit_max_iter}; the hypergradient is "
                       "approximate.", ConvergenceWarning, stacklevel=2)
     return torch.as_tensor(solution, dtype=dtype, device=device).reshape(shape)
+
+
+def _linear_operator(matvec, n):
+    return scipy.sparse.linalg.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+
+
+def _gmres(jacobian_t, matvec, b, output, options):
+    """GMRES on ``I − Jᵀ``: the Jacobian of a forward–backward step is not
+    symmetric in general (TV, masks); ~100 vector–Jacobian products where the
+    fixed-point iteration needed thousands on deblurring."""
+    restart = min(options.implicit_max_iter, 100)
+    solution, _ = scipy.sparse.linalg.gmres(
+        _linear_operator(matvec, b.size), b, rtol=options.implicit_tol, atol=0.0,
+        restart=restart, maxiter=math.ceil(options.implicit_max_iter / restart))
+    return solution
+
+
+def _cg_active_set(jacobian_t, matvec, b, output, options):
+    """CG on ``τ S H S z = S b`` (``S``: where the step's output is non-zero, the
+    active set of a soft threshold), then ``w = b + Jᵀ z`` (see
+    :func:`restarted_solve`, ``implicit_solver``). One product per CG iteration."""
+    active = (output.detach().reshape(-1) != 0).cpu().numpy()
+
+    def reduced(z):  # S (z − Jᵀ S z) = τ S H S z
+        z = np.where(active, z, 0.0)
+        return np.where(active, z - jacobian_t(z), 0.0)
+
+    rhs = np.where(active, b, 0.0)
+    # The full residual b − (I − Jᵀ) w is (I − τH) applied to CG's residual, no
+    # larger as 0 ⪯ τH ⪯ 2I: CG's tolerance is set relative to ‖b‖, not ‖S b‖.
+    z, _ = scipy.sparse.linalg.cg(_linear_operator(reduced, b.size), rhs,
+                                  rtol=options.implicit_tol * float(np.linalg.norm(b)) / max(
+                                      float(np.linalg.norm(rhs)), np.finfo(float).tiny),
+                                  atol=0.0, maxiter=max(options.implicit_max_iter - 1, 1))
+    return b + jacobian_t(z)
+
+
+#: Krylov methods of the implicit mode's adjoint solve, by ``implicit_solver`` name.
+ADJOINT_SOLVERS = {"gmres": _gmres, "cg": _cg_active_set}

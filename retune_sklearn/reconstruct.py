@@ -83,8 +83,9 @@ def step_parameters(X_b, problem, theta):
 
 
 def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=None,
-                bank=None):
-    """Coefficients of the solve of one batch (see :func:`restarted_solve`).
+                bank=None, return_map=False):
+    """Coefficients of the solve of one batch (see :func:`restarted_solve`; with
+    ``return_map``, also the map its last block iterated).
 
     With a ``bank`` (:class:`~retune_sklearn.learning.warm_start.IterateBank`)
     and indexed measurements, the solve starts from each sample's previous
@@ -98,9 +99,11 @@ def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=No
         start = bank.start(X_b.index, start)
     u = restarted_solve(phi, start, options.K, options.T, hypergradient, tol=options.tol,
                         solver=options.solver, implicit_tol=options.implicit_tol,
-                        implicit_max_iter=options.implicit_max_iter, report=report)
+                        implicit_max_iter=options.implicit_max_iter,
+                        implicit_solver=options.implicit_solver, report=report,
+                        return_map=return_map)
     if use_bank:
-        bank.store(X_b.index, u)
+        bank.store(X_b.index, u[0] if return_map else u)
     return u
 
 

@@ -78,6 +78,11 @@ class Regularizer(ParameterObject):
     ``(G,)`` or ``(n_samples, G)``: read them with :func:`group_weights`.
     """
 
+    #: Whether the prox is an elementwise soft threshold, whose derivative is
+    #: 0/1 (zero output = inactive): the implicit adjoint may then use CG on
+    #: the active set (``implicit_solver="cg"``).
+    soft_threshold_prox = False
+
     def weight_names(self, signal_shape):
         """One name per learnable weight, for signals of shape ``signal_shape``."""
         raise NotImplementedError
@@ -97,6 +102,18 @@ class Regularizer(ParameterObject):
     def penalty(self, u, weights):
         """``Σ_g weights[g] R_g(u)`` per sample (weights ``(G,)`` or ``(n, G)``)."""
         raise NotImplementedError
+
+    def prox_from(self, u, thresholds, network=None, inner=None, *, warm=False):
+        """The prox started from the state ``inner`` of its inner solver; ``(prox, state)``.
+
+        For a prox computed by an iterative solve (TotalVariation's dual),
+        the restarted blocks carry the inner solver's state from one step to
+        the next (``warm=True``: a few inner iterations per step), and the
+        differentiated steps start a full inner solve from the state reached.
+        ``inner=None`` is a cold start. A closed-form prox has no state: the
+        default returns ``(prox(u, thresholds, network), None)``.
+        """
+        return self.prox(u, thresholds, network), None
 
     def init_parameters(self, signal_shape, generator):
         """Initial learnable tensors besides the weights (none by default)."""

@@ -18,6 +18,8 @@ class L1Norm(Regularizer):
     sensing with :class:`~retune_sklearn.operators.MatrixOperator`.
     """
 
+    soft_threshold_prox = True
+
     def weight_names(self, signal_shape):
         return ["l1"]
 
@@ -214,6 +216,11 @@ class WaveletL1(Regularizer):
             rows = rows.reshape(len(rows), u.shape[-3], -1)
         padded = torch.cat([rows, rows.new_zeros(*rows.shape[:-1], 1)], dim=-1)
         return batch_view(padded[..., index], rank)  # index -1 -> the appended zero weight
+
+    @property
+    def soft_threshold_prox(self):
+        """Elementwise soft threshold unless colour channels are grouped (ℓ1,2)."""
+        return self.channels != "group"
 
     def _grouped(self, u):
         """Whether the channel axis (-3) of ``u`` is a group of the ℓ1,2 norm."""

@@ -3,21 +3,24 @@
 * :class:`ForwardBackward`: the model's elementary operator ``φ_θ``;
 * algorithms (:class:`~._base.FixedPointAlgorithm` subclasses) iterating
   towards its fixed point, registered in :data:`SOLVERS` by name:
-  ``"fb"`` (plain iteration) and ``"fista"`` (accelerated, gradient restart).
+  ``"fb"`` (plain iteration), ``"fista"`` (accelerated, gradient restart) and
+  ``"anderson"`` (safeguarded Anderson acceleration).
 
 A new algorithm is one file with one class, plus one line in :data:`SOLVERS`.
 """
 
 from ._base import FixedPointAlgorithm, relative_residual
+from .anderson import AndersonAcceleration
 from .fista import FISTARestart
 from .forward_backward import ForwardBackward, PlainIteration, StepParameters
 
 __all__ = ["FixedPointAlgorithm", "ForwardBackward", "PlainIteration", "FISTARestart",
+           "AndersonAcceleration",
            "StepParameters", "SOLVERS", "make_solver", "relative_residual", "restarted_solve",
            "HYPERGRADIENTS"]
 
 #: Algorithms by the name the estimator's ``solver`` parameter takes.
-SOLVERS = {cls.name: cls for cls in (PlainIteration, FISTARestart)}
+SOLVERS = {cls.name: cls for cls in (PlainIteration, FISTARestart, AndersonAcceleration)}
 
 
 def make_solver(solver):

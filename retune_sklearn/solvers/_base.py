@@ -13,7 +13,7 @@ algorithm.
 
 import torch
 
-__all__ = ["FixedPointAlgorithm", "per_sample_norm"]
+__all__ = ["FixedPointAlgorithm", "anchored", "per_sample_norm", "warm_apply"]
 
 
 def per_sample_norm(t):
@@ -31,11 +31,32 @@ def as_sample_column(values, like):
     return values if like.dim() == 0 else values.reshape((-1,) + (1,) * (like.dim() - 1))
 
 
+def warm_apply(phi, u, inner):
+    """``(φ(u), inner state)``: a warm step when ``phi`` has one.
+
+    A step map with an inner solver (:class:`~.forward_backward.StepMap`
+    with TotalVariation) offers ``phi.warm(u, inner)``, a cheap step that
+    continues the inner solve from ``inner``; algorithms keep the state in
+    their state dict under ``"inner"`` (None at the start). Any other
+    callable is applied as it is.
+    """
+    warm = getattr(phi, "warm", None)
+    return (phi(u), None) if warm is None else warm(u, inner)
+
+
+def anchored(phi, state):
+    """The fixed map ``phi`` with its inner solver started from the state's (if any)."""
+    inner = state.get("inner")
+    return phi if inner is None or not hasattr(phi, "anchored") else phi.anchored(inner)
+
+
 class FixedPointAlgorithm:
     """Base class: iterate towards a fixed point of ``phi``.
 
     Subclasses implement :meth:`update`. A state is a dict of tensors whose
-    entry ``"u"`` is always the current estimate of the fixed point; the
+    entry ``"u"`` is always the current estimate of the fixed point, and
+    ``"inner"`` (if present) the inner state of the step map (see
+    :func:`warm_apply`, which the algorithms call instead of ``phi``); the
     other entries (momentum, history) belong to the algorithm.
     """
 

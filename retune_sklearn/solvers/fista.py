@@ -11,7 +11,8 @@ ill-conditioned benchmark problems, at ~1.1× the cost per iteration.
 
 import torch
 
-from ._base import FixedPointAlgorithm, as_sample_column, per_sample_dot
+from ._base import (FixedPointAlgorithm, as_sample_column, per_sample_dot, per_sample_norm,
+                    warm_apply)
 
 __all__ = ["FISTARestart"]
 
@@ -23,14 +24,28 @@ class FISTARestart(FixedPointAlgorithm):
 
     def init_state(self, u):
         n = () if u.dim() == 0 else (u.shape[0],)
-        return {"u": u, "extrapolated": u, "t": torch.ones(n, dtype=u.dtype, device=u.device)}
+        return {"u": u, "extrapolated": u, "t": torch.ones(n, dtype=u.dtype, device=u.device),
+                "inner": None, "extrapolated_inner": None, "step_norm": None}
 
     def update(self, state, phi):
         u, extrapolated, t = state["u"], state["extrapolated"], state["t"]
-        u_next = phi(extrapolated)
+        u_next, inner = warm_apply(phi, extrapolated, state["extrapolated_inner"])
         against = per_sample_dot(extrapolated - u_next, u_next - u) > 0
+        step_norm = None
+        if inner is not None:
+            # With a warm inner state (TV's dual) the step is not a gradient step
+            # of one function and the gradient test alone never fired (stalled at
+            # 1e-2): also restart when the step length grows ("speed" restart).
+            step_norm = per_sample_norm(u_next - extrapolated)
+            if state["step_norm"] is not None:
+                against = against | (step_norm > state["step_norm"])
         t_next = torch.where(against, torch.ones_like(t), (1 + torch.sqrt(1 + 4 * t * t)) / 2)
         # A restarted sample takes no momentum: t = 1 gives the factor 0.
         momentum = torch.where(against, torch.zeros_like(t), (t - 1) / t_next)
         extrapolated = u_next + as_sample_column(momentum, u_next) * (u_next - u)
-        return {"u": u_next, "extrapolated": extrapolated, "t": t_next}
+        # The inner state is part of the iterate: it takes the same momentum.
+        extrapolated_inner = inner
+        if inner is not None and state["inner"] is not None:
+            extrapolated_inner = inner + as_sample_column(momentum, inner) * (inner - state["inner"])
+        return {"u": u_next, "extrapolated": extrapolated, "t": t_next, "inner": inner,
+                "extrapolated_inner": extrapolated_inner, "step_norm": step_norm}

@@ -17,9 +17,9 @@ from typing import Optional
 import torch
 
 from ..operators import power_iteration
-from ._base import FixedPointAlgorithm
+from ._base import FixedPointAlgorithm, warm_apply
 
-__all__ = ["ForwardBackward", "PlainIteration", "StepParameters"]
+__all__ = ["ForwardBackward", "PlainIteration", "StepMap", "StepParameters"]
 
 
 @dataclass
@@ -72,29 +72,68 @@ class ForwardBackward:
                                dtype=dtype)
 
     def step(self, u, measurements, weights, stepsize, network=None, mask=None):
-        """One step ``φ_θ(u)`` (see :class:`StepParameters` for the arguments).
+        """One step ``φ_θ(u)`` (see :class:`StepParameters` for the arguments)."""
+        v = self._gradient_step(u, measurements, stepsize, mask)
+        return self.regularizer.prox(v, stepsize * weights, network or {})
 
-        As the mask is idempotent, ``(mask ⊙ A)ᵀ(mask ⊙ A x − y) = Aᵀ(mask ⊙ (A x − y))``.
-        """
+    def step_from(self, u, params, inner=None, *, warm=False):
+        """One step with the prox's inner solver started from ``inner``; ``(φ(u), state)``
+        (see :meth:`Regularizer.prox_from <retune_sklearn.regularizers.Regularizer.prox_from>`)."""
+        v = self._gradient_step(u, params.measurements, params.stepsize, params.mask)
+        prox_from = getattr(self.regularizer, "prox_from", None)
+        thresholds, network = params.stepsize * params.weights, params.network or {}
+        if prox_from is None:  # a duck-typed regularizer without inner state
+            return self.regularizer.prox(v, thresholds, network), None
+        return prox_from(v, thresholds, network, inner, warm=warm)
+
+    def _gradient_step(self, u, measurements, stepsize, mask):
+        """``u − τ W Aᵀ(A W* u − y)``; as the mask is idempotent,
+        ``(mask ⊙ A)ᵀ(mask ⊙ A x − y) = Aᵀ(mask ⊙ (A x − y))``."""
         x = self.regularizer.synthesis(u)
         residual = self.operator.forward(x) - measurements
         if mask is not None:
             residual = residual * mask
-        gradient = self.regularizer.analysis(self.operator.adjoint(residual))
-        return self.regularizer.prox(u - stepsize * gradient, stepsize * weights, network or {})
+        return u - stepsize * self.regularizer.analysis(self.operator.adjoint(residual))
 
     def step_map(self, params):
         """The map ``u -> φ_θ(u)`` for the :class:`StepParameters` ``params``."""
-        def phi(u):
-            return self.step(u, params.measurements, params.weights, params.stepsize,
-                             params.network, params.mask)
-        return phi
+        return StepMap(self, params)
 
     def energy(self, u, measurements, weights):
         """Lower-level objective per sample (for monitoring and tests)."""
         residual = self.operator.forward(self.regularizer.synthesis(u)) - measurements
         data = 0.5 * residual.flatten(1).pow(2).sum(dim=1)
         return data + self.regularizer.penalty(u, weights)
+
+
+class StepMap:
+    """``u ↦ φ_θ(u)`` of one batch (callable), and its warm-started variant.
+
+    Called, it is a fixed map: the prox's inner solver (TotalVariation's
+    dual) starts from ``inner``, a state given once (None: a cold start),
+    so that the differentiated steps and the residual checks see one
+    function of ``u``. :meth:`warm` is the step of the restarted blocks,
+    which carry the inner state from step to step (see
+    :func:`~retune_sklearn.solvers._base.warm_apply`); :meth:`anchored` the
+    fixed map started from the state they reached.
+    """
+
+    def __init__(self, model, params, inner=None):
+        self.model, self.params, self.inner = model, params, inner
+
+    def __call__(self, u):
+        if self.inner is None:
+            p = self.params
+            return self.model.step(u, p.measurements, p.weights, p.stepsize, p.network, p.mask)
+        return self.model.step_from(u, self.params, self.inner)[0]
+
+    def warm(self, u, inner):
+        """``(φ(u), state)`` with the cheap inner solve started from ``inner``."""
+        return self.model.step_from(u, self.params, inner, warm=True)
+
+    def anchored(self, inner):
+        """The fixed map whose inner solver starts from ``inner``."""
+        return StepMap(self.model, self.params, inner)
 
 
 class PlainIteration(FixedPointAlgorithm):
@@ -104,4 +143,5 @@ class PlainIteration(FixedPointAlgorithm):
     name = "fb"
 
     def update(self, state, phi):
-        return {"u": phi(state["u"])}
+        u, inner = warm_apply(phi, state["u"], state.get("inner"))
+        return {"u": u, "inner": inner}
