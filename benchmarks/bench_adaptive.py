@@ -47,6 +47,7 @@ SEED = 0
 SIGMA = 0.1
 
 _TV = ("TotalVariation", dict(n_inner=50))
+_TV_REFLECT = ("TotalVariation", dict(n_inner=50, boundary="reflect"))
 _WAVELET = ("WaveletL1", dict(penalize_approximation=False))
 # Denoising with the identity: one step of size 1 is the exact minimizer (the
 # wavelet prox) or the TV prox (inner FGP), so K = T = 1 (as bench_problems).
@@ -67,6 +68,10 @@ MODELS = [
     ("ReTune TotalVariation, adaptive_weights='noise'", _TV,
      dict(_TV_FIT, adaptive_weights="noise"), False),
     ("ReTune TotalVariation, adaptive_weights='detail'", _TV,
+     dict(_TV_FIT, adaptive_weights="detail"), False),
+    # The same with skimage's (Neumann) boundary: boundary="reflect".
+    ("ReTune TotalVariation(boundary='reflect'), fixed weight", _TV_REFLECT, _TV_FIT, False),
+    ("ReTune TotalVariation(boundary='reflect'), adaptive_weights='detail'", _TV_REFLECT,
      dict(_TV_FIT, adaptive_weights="detail"), False),
     ("ReTune WaveletL1 per-subband, fixed weights", _WAVELET, _WAVELET_FIT, False),
     ("ReTune WaveletL1 per-subband, adaptive_weights='noise'", _WAVELET,
