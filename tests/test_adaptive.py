@@ -22,17 +22,11 @@ from retune_sklearn.operators import Blur, Identity, gaussian_kernel
 from retune_sklearn.reconstruct import reconstruct
 from retune_sklearn.regularizers import TotalVariation, WaveletL1
 
+from problems import blur1d
+
 RNG = np.random.default_rng(0)
 Y = RNG.random((6, 16, 16))
 X = Y + 0.1 * RNG.standard_normal(Y.shape)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
 
 
 def _pywt_statistic(name, images):
@@ -125,21 +119,8 @@ def test_zero_exponents_give_the_fixed_weight_model_bitwise():
 
 
 # ------------------------------------------------------------ β hypergradient
-def _blur1d():
-    """The strongly convex 1-D problem of test_hypergradients (‖A‖ = 1, σ_min ≈ 0.61)."""
-    n, d = 5, 32
-    t = np.linspace(0.0, 1.0, d, endpoint=False)
-    y = np.stack([0.5 * np.sin(2 * np.pi * (k + 1) * t) + (t > 0.3 + 0.1 * k)
-                  for k in range(n)])
-    kernel = 0.6 * np.eye(1, 5, 2)[0] + 0.4 * gaussian_kernel(1.0, 5, 1)
-    operator = Blur(kernel=kernel)
-    X_b = operator.forward(torch.as_tensor(y)).numpy()
-    noise = np.random.default_rng(0).standard_normal(y.shape) * np.linspace(0.02, 0.1, n)[:, None]
-    return X_b + noise, y, operator
-
-
 def test_exponent_hypergradient_matches_finite_differences():
-    X_b, y, operator = _blur1d()
+    X_b, y, operator = blur1d(5, noise_std=np.linspace(0.02, 0.1, 5))
     est = ReTuneRegularizer(operator, WaveletL1("db2", levels=2), adaptive_weights="noise",
                             K=120, T=1, solve_tol=None, solver="fb", hypergradient="implicit",
                             implicit_tol=1e-13, implicit_max_iter=2000,

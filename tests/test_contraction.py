@@ -17,29 +17,12 @@ from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.contraction import (AUTO_DISTANCE, AUTO_K_FALLBACK, AUTO_K_MAX, AUTO_K_TARGET,
                                         choose_block_size,
                                         choose_solve_tol, estimate_contraction, jacobian_norm)
-from retune_sklearn.operators import Blur, Identity, Inpainting, gaussian_kernel
+from retune_sklearn.operators import Identity, Inpainting
 from retune_sklearn.persistence import load_weights, save_weights
 from retune_sklearn.regularizers import L1Norm, WaveletL1
 from retune_sklearn.solvers import ForwardBackward
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
-def _blur1d(n=3, d=32):
-    """1-D deblurring with ``0.6 δ + 0.4 g``: a contraction of factor ≈ 0.63."""
-    t = np.linspace(0.0, 1.0, d, endpoint=False)
-    y = np.stack([0.5 * np.sin(2 * np.pi * (k + 1) * t) + (t > 0.3 + 0.1 * k) for k in range(n)])
-    kernel = 0.6 * np.eye(1, 5, 2)[0] + 0.4 * gaussian_kernel(1.0, 5, 1)
-    operator = Blur(kernel=kernel)
-    X = operator.forward(torch.as_tensor(y)).numpy()
-    X = X + 0.05 * np.random.default_rng(0).standard_normal(y.shape)
-    return X, y, operator
+from problems import blur1d
 
 
 def _images(n=4, d=8, sigma=0.1):
@@ -73,7 +56,7 @@ def test_jacobian_norm_of_linear_maps_is_the_spectral_norm():
 
 
 def test_contraction_factor_matches_the_dense_jacobian_at_the_equilibrium():
-    X, y, operator = _blur1d()
+    X, y, operator = blur1d(3)
     weights = np.array([0.01, 0.02, 0.03])
     K = 5
     est = ReTuneRegularizer(operator, WaveletL1("db2", levels=2), K=K, T=25,
@@ -130,7 +113,7 @@ class _ExpansiveL1(L1Norm):
 
 
 def test_expansive_block_warns_with_the_factors_and_what_to_change():
-    X, y, operator = _blur1d()
+    X, y, operator = blur1d(3)
     with pytest.warns(ConvergenceWarning, match=r"block_contraction_ = .*> 1.*step_scale"):
         # A = I, step_scale = 0.5: the gradient step contracts by 0.5, the "prox" expands by 3.
         est = ReTuneRegularizer(Identity(), _ExpansiveL1(), K=2, T=3, init_weight=1e-3,
@@ -243,7 +226,7 @@ def test_choose_solve_tol_is_the_formula(rho, dtype, expected, distance):
 
 
 def test_auto_solve_tol_reaches_the_promised_distance_to_the_equilibrium(tmp_path):
-    X, y, operator = _blur1d()
+    X, y, operator = blur1d(3)
     params = dict(regularizer=WaveletL1("db2", levels=2, penalize_approximation=False), K=2,
                   T=2000, max_epochs=2, batch_size=3, random_state=0, dtype="float64",
                   device="cpu")

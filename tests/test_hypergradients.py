@@ -27,35 +27,20 @@ from sklearn.exceptions import ConvergenceWarning
 
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.metrics import psnr
-from retune_sklearn.operators import Blur, Identity, gaussian_kernel
+from retune_sklearn.operators import Identity
 from retune_sklearn.regularizers import WaveletL1
 from retune_sklearn.solvers import ForwardBackward
+
+from problems import blur1d
 
 # Forward-backward iterations that bring the tiny problems to their fixed point
 # to ~1e-15 relative change (contraction factors 0.64 and 0.5).
 N_EQUILIBRIUM = 120
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The problems are tiny: intra-op threads only add overhead, and on a
-    # loaded 2-core machine OpenMP spin-waiting makes them 1000x slower.
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 # --------------------------------------------------------------- problems
 def _blur1d():
-    n, d = 4, 32
-    t = np.linspace(0.0, 1.0, d, endpoint=False)
-    y = np.stack([0.5 * np.sin(2 * np.pi * (k + 1) * t) + (t > 0.3 + 0.1 * k)
-                  for k in range(n)])
-    kernel = 0.6 * np.eye(1, 5, 2)[0] + 0.4 * gaussian_kernel(1.0, 5, 1)
-    operator = Blur(kernel=kernel)
-    X = operator.forward(torch.as_tensor(y)).numpy()
-    X = X + 0.05 * np.random.default_rng(0).standard_normal(y.shape)
+    X, y, operator = blur1d(4)
     return dict(X=X, y=y, operator=operator, regularizer=WaveletL1("db2", levels=2),
                 weights=np.array([0.01, 0.02, 0.03]), step_scale=1.0)
 
