@@ -75,8 +75,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, HERE):  # the package from a checkout, and the sibling benchmarks
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from retune_sklearn import ReTuneRegularizer  # noqa: E402
 from retune_sklearn.hypergradients import SolveOptions  # noqa: E402
@@ -87,6 +88,8 @@ from retune_sklearn.operators import Blur, gaussian_kernel  # noqa: E402
 from retune_sklearn.reconstruct import build_problem, solve_batch  # noqa: E402
 from retune_sklearn.regularizers import WaveletL1  # noqa: E402
 from retune_sklearn.solvers import make_solver  # noqa: E402
+
+from bench_hypergradients import SavedTensorMeter  # noqa: E402
 
 DOCS = ROOT / "docs"
 OUTPUT_DIR = HERE / "output"
@@ -270,29 +273,6 @@ def _adam_check(X, y, operator, deq, rows, log, K=5, T=5):
 
 
 # ------------------------------------------------------------------ claim (iii)
-class SavedMemory:
-    """Bytes of the tensors autograd saves for backward, counted once per storage."""
-
-    def __init__(self):
-        self.storages = {}
-
-    def pack(self, tensor):
-        try:
-            storage = tensor.untyped_storage()
-            self.storages[(str(tensor.device), storage.data_ptr())] = storage.nbytes()
-        except (RuntimeError, NotImplementedError):
-            self.storages[("id", id(tensor))] = tensor.numel() * tensor.element_size()
-        return tensor
-
-    @staticmethod
-    def unpack(tensor):
-        return tensor
-
-    @property
-    def megabytes(self):
-        return sum(self.storages.values()) / 2**20
-
-
 def claim_memory(cfg, log):
     from retune_sklearn.datasets import make_image_problem
 
@@ -306,13 +286,13 @@ def claim_memory(cfg, log):
     for T in cfg["memory_Ts"]:
         est.set_params(T=T)
         for mode in ("jfb", "unrolled", "implicit"):
-            meter = SavedMemory()
+            meter = SavedTensorMeter()
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)  # implicit far from u*
                 with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
                     est.compute_hypergradient(X, y, hypergradient=mode)
-            rows.append(dict(T=T, K=cfg["memory_K"], mode=mode, megabytes=meter.megabytes,
+            rows.append(dict(T=T, K=cfg["memory_K"], mode=mode, megabytes=meter.nbytes / 2**20,
                              wall=time.perf_counter() - start))
         log(f"  (iii) T={T:3d}: " + ", ".join(f"{r['mode']} {r['megabytes']:.2f} MB"
                                               for r in rows[-3:]))
@@ -467,7 +447,7 @@ def make_report(result, quick):
             f"0.1, `WaveletL1(\"db2\", 3 levels)` on the detail subbands, step_scale 0.8, "
             f"{result['n_signals']} training signals.", ""]
 
-    out += [f"## (i) JFB hypergradient error against ρ^K", "",
+    out += ["## (i) JFB hypergradient error against ρ^K", "",
             f"ρ = `contraction_factor_` = {jfb['rho']:.4f} at the weights "
             f"{jfb['weights']}; reference: implicit hypergradient at the equilibrium "
             f"(GMRES to {result['implicit_tol']:g}). Fitted rate of the restarted error: "
