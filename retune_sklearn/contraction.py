@@ -51,8 +51,8 @@ AUTO_K_TARGET = 1e-2
 AUTO_K_MAX = 50
 #: ``K="auto"`` when no K up to ``AUTO_K_MAX`` meets the target (the estimator's
 #: default K): the bound then guides nothing, and on the ill-conditioned 2-D
-#: deblurring of benchmarks/reproduce_paper.py (ρ ≈ 0.999) K = 50 took 2.4× the
-#: CPU time of K = 10 and scored 0.15 dB lower (one measurement, 25 epochs).
+#: deblurring of benchmarks/reproduce_paper.py (ρ ≈ 0.999) K = 50 took 1.9× the
+#: CPU time of K = 10 and scored 0.15 dB lower (benchmarks/defaults/auto_k.py).
 AUTO_K_FALLBACK = 10
 #: A factor within this of 1 counts as 1 (non-expansive, not contractive).
 CONTRACTION_TOL = 1e-3
