@@ -133,8 +133,10 @@ class ModelSteps:
         training loss on one batch (evenly spaced samples), then (adaptive
         weights) set every exponent to the common value of lowest loss there;
         return the factor."""
-        batch = torch.as_tensor(np.unique(np.linspace(0, len(X_t) - 1, self.batch_size)
-                                          .astype(int)), device=X_t.device)
+        # At most len(X_t) points: batch_size may be far larger than the data.
+        size = min(self.batch_size, len(X_t))
+        batch = torch.as_tensor(np.unique(np.linspace(0, len(X_t) - 1, size).astype(int)),
+                                device=X_t.device)
         X_b, y_b = X_t[batch], y_t[batch]
 
         def loss_at(log_weights, exponents=theta.exponents):
