@@ -53,10 +53,11 @@ def problems():
     """(name, operator, regularizer, weight): the DESIGN notes' four problems."""
     wavelets = WaveletL1(penalize_approximation=False)
     frame = WaveletL1(penalize_approximation=False, translation_invariant=True, n_shifts=2)
+    tv = TotalVariation(boundary="periodic")  # the committed tables' boundary
     return [
         ("deblur σ=1.5, wavelets", Blur(sigma=1.5), wavelets, 0.004),
-        ("deblur σ=1.5, TV", Blur(sigma=1.5), TotalVariation(), 0.004),
-        ("inpaint 50 %, TV", Inpainting(keep_prob=0.5, random_state=0), TotalVariation(), 0.01),
+        ("deblur σ=1.5, TV", Blur(sigma=1.5), tv, 0.004),
+        ("inpaint 50 %, TV", Inpainting(keep_prob=0.5, random_state=0), tv, 0.01),
         ("inpaint 50 %, 4-shift frame", Inpainting(keep_prob=0.5, random_state=0), frame, 0.004),
     ]
 
@@ -166,10 +167,12 @@ def part_tv(n_samples, out):
         _, X, _, _ = make_image_problem(operator, n_train=1, n_test=n_samples,
                                         noise_sigma=noise, random_state=0)
         X_t = torch.as_tensor(X, dtype=torch.float32)
-        exact = _tv_map(operator, TotalVariation(n_inner=2000), X_t, weight)[0]
+        exact = _tv_map(operator, TotalVariation(n_inner=2000, boundary="periodic"), X_t,
+                        weight)[0]
         base_step = base = None
         for label, k, solver in variants:
-            phi, u0 = _tv_map(operator, TotalVariation(n_inner_warm=k), X_t, weight)
+            phi, u0 = _tv_map(operator, TotalVariation(n_inner_warm=k, boundary="periodic"),
+                              X_t, weight)
             step = _tv_step_cost(phi, u0, warm=k is not None)
             base_step = base_step or step
             cells = []
@@ -201,12 +204,13 @@ def _tv_map(operator, regularizer, X_t, weight):
 
 
 def _learning_problems():
+    tv = TotalVariation(boundary="periodic")  # the committed tables' boundary
     return [
         ("deblurring, wavelets", Blur(sigma=1.5), WaveletL1(penalize_approximation=False),
          dict(K=10, T=5, max_epochs=8, learning_rate=0.1)),
-        ("deblurring, TV", Blur(sigma=1.5), TotalVariation(),
+        ("deblurring, TV", Blur(sigma=1.5), tv,
          dict(K=10, T=10, max_epochs=5, learning_rate=0.1)),
-        ("inpainting, TV", Inpainting(keep_prob=0.5, random_state=0), TotalVariation(),
+        ("inpainting, TV", Inpainting(keep_prob=0.5, random_state=0), tv,
          dict(K=10, T=20, max_epochs=5, learning_rate=0.2)),
     ]
 

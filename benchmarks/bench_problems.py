@@ -74,7 +74,7 @@ SR_FACTOR = 2
 # penalized: the learned models drive its weight to ~0 anyway).
 _ORTHO = ("WaveletL1", dict(penalize_approximation=False))
 _TI = ("WaveletL1", dict(penalize_approximation=False, translation_invariant=True, n_shifts=2))
-_TV = ("TotalVariation", dict())
+_TV = ("TotalVariation", dict(boundary="periodic"))  # the committed tables' boundary
 _COMMON = dict(batch_size=8, loss="psnr")
 
 MODELS = {

@@ -135,7 +135,7 @@ def claims_estimator(operator, implicit_tol, **params):
     defaults = dict(regularizer=WaveletL1("db2", levels=3, penalize_approximation=False),
                     solve_tol=None, solver="fb", step_scale=0.8, dtype="float64",
                     device="cpu", learn_weights=False, implicit_tol=implicit_tol,
-                    implicit_max_iter=2000, shuffle=False, random_state=0)
+                    implicit_max_iter=2000, shuffle=False, random_state=0, loss="mse")
     defaults.update(params)
     return ReTuneRegularizer(operator, **defaults)
 
@@ -326,7 +326,7 @@ def auto_vs_grid(cfg, log):
     for name in cfg["auto_problems"]:
         label, X_train, y_train, X_test, y_test, operator, regularizer = _auto_problem(name, cfg)
         base = ReTuneRegularizer(operator, regularizer, max_epochs=cfg["auto_epochs"],
-                                 batch_size=16, learning_rate=0.1, device="cpu",
+                                 batch_size=16, learning_rate=0.1, loss="mse", device="cpu",
                                  random_state=0)
         cells = []
         for K in cfg["auto_Ks"] + ["auto"]:

@@ -18,8 +18,8 @@ from ._validation import (check_continuable, check_continuable_adaptation, check
                           check_fit_data, check_fitted_signals, check_implicit_solver,
                           check_init_weight, check_mask,
                           check_measurements, resolve_components, resolve_signal_shape)
-from .contraction import (AUTO_DISTANCE, AUTO_K_MAX, choose_block_size, choose_solve_tol,
-                          estimate_contraction)
+from .contraction import (AUTO_DISTANCE, AUTO_K_MAX, auto_block_size_message,
+                          choose_block_size, choose_solve_tol, estimate_contraction)
 from .hypergradients import SolveOptions
 from .learning.data import batch_slices, to_measurements, to_tensor
 from .learning.adaptive import WeightAdaptation, reference_statistic
@@ -223,6 +223,7 @@ class ModelSteps:
             K_selection = {"initial_contraction": rho, "target": self.auto_K_target, "K": K,
                            "bound": None if rho is None else rho ** K,
                            "status": estimate.status}
+            K_selection["fallback"] = auto_block_size_message(K_selection)
         if auto_tol:
             tol, distance = choose_solve_tol(rho, problem.dtype)
             tol_selection = {"initial_contraction": rho, "target_distance": AUTO_DISTANCE,

@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_array
 
 from ._params import check_component
 from .operators import OPERATOR_METHODS, Identity
-from .regularizers import REGULARIZER_METHODS, WaveletL1
+from .regularizers import REGULARIZER_METHODS, TotalVariation, WaveletL1
 
 #: Cap on ``K * T``, the iterations of one solve: above it a solve of even a
 #: small batch takes hours, which is almost certainly a typo (K=10**6).
@@ -321,7 +321,10 @@ def resolve_components(operator, regularizer):
     (``OPERATOR_METHODS``, ``REGULARIZER_METHODS``).
     """
     operator = Identity() if operator in (None, "identity") else operator
-    regularizer = WaveletL1() if regularizer in (None, "wavelet") else regularizer
+    if regularizer is None:
+        regularizer = TotalVariation()
+    elif regularizer == "wavelet":
+        regularizer = WaveletL1()
     check_component(operator, OPERATOR_METHODS, "operator")
     check_component(regularizer, REGULARIZER_METHODS, "regularizer")
     return clone(operator), clone(regularizer)

@@ -6,8 +6,9 @@ that act on a stack of grayscale float images, shape (n, H, W) (a single
 optional dependency, imported inside each function.
 
 Methods with a free parameter come with a ``*_grid`` function that picks it
-on training pairs by mean squared error, the same criterion that the bilevel
-fit minimizes.
+on training pairs by mean squared error, the criterion of the bilevel fit
+with ``loss="mse"`` (the benchmarks add mean-PSNR selections, the default
+``loss``'s criterion).
 """
 
 import numbers

@@ -49,8 +49,8 @@ __all__ = ["ContractionEstimate", "estimate_contraction", "jacobian_norm",
 AUTO_K_TARGET = 1e-2
 #: Largest K that ``K="auto"`` chooses.
 AUTO_K_MAX = 50
-#: ``K="auto"`` when no K up to ``AUTO_K_MAX`` meets the target (the estimator's
-#: default K): the bound then guides nothing, and on the ill-conditioned 2-D
+#: ``K="auto"`` when no K up to ``AUTO_K_MAX`` meets the target (the first
+#: version's default K): the bound then guides nothing, and on the ill-conditioned 2-D
 #: deblurring of benchmarks/reproduce_paper.py (ρ ≈ 0.999) K = 50 took 1.9× the
 #: CPU time of K = 10 and scored 0.15 dB lower (benchmarks/defaults/auto_k.py).
 AUTO_K_FALLBACK = 10
@@ -306,7 +306,7 @@ def expansive_block_message(estimate, step_scale):
 
 
 def auto_block_size_message(selection):
-    """The warning when ``K="auto"`` could not meet its target, or None."""
+    """Why ``K="auto"`` fell back to the default K (``K_selection_["fallback"]``), or None."""
     rho, K, target = selection["initial_contraction"], selection["K"], selection["target"]
     if rho is not None and selection["bound"] <= target:
         return None
@@ -319,7 +319,7 @@ def auto_block_size_message(selection):
     else:
         why = (f"the step contracts slowly at the initial weights (estimated factor "
                f"{rho:.4f}: rho^{AUTO_K_MAX} = {rho ** AUTO_K_MAX:.3g} > target {target:g})")
-    return (f"K='auto': {why}; K_ = {K}, the default, as no K up to {AUTO_K_MAX} meets the "
+    return (f"K='auto': {why}; K_ = {K}, the fallback, as no K up to {AUTO_K_MAX} meets the "
             "target. Set an integer K (check it against hypergradient='implicit'), or make "
             "the data term strongly convex (a better-conditioned operator, an orthonormal "
             "wavelet instead of a redundant frame).")

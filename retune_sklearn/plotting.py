@@ -93,8 +93,9 @@ def plot_weights(estimator, ax=None, *, log=True, color="C0", label=None, width=
 
 
 def plot_loss_curve(estimator, ax=None, *, log=True, color="C1", label=None):
-    """Training loss per epoch: the mean squared error, or with ``loss="psnr"``
-    the mean per-sample 10·log10 MSE (the y label says which).
+    """Training loss per epoch: with ``loss="psnr"`` (the default) the mean
+    per-sample 10·log10 MSE, with ``loss="mse"`` the mean squared error (the y
+    label says which).
 
     Parameters
     ----------

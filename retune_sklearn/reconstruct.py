@@ -139,7 +139,7 @@ def reconstruct(X, operator, regularizer, weights, *, step_scale=1.0, network=No
         Measurements.
     operator, regularizer : components or None
         As in :class:`~retune_sklearn.ReTuneRegularizer` (None: ``Identity()``
-        and ``WaveletL1()``).
+        and ``TotalVariation()``).
     weights : array-like of shape (n_weights,) or (n_samples, n_weights)
         The weights λ_g, in the order of ``regularizer.weight_names(signal_shape)``:
         shared by every sample, or one row per sample (e.g. per-image levels),

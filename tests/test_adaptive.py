@@ -125,7 +125,8 @@ def test_exponent_hypergradient_matches_finite_differences():
                             K=120, T=1, solve_tol=None, solver="fb", hypergradient="implicit",
                             implicit_tol=1e-13, implicit_max_iter=2000,
                             init_weight=np.array([0.01, 0.02, 0.03]), learn_weights=False,
-                            dtype="float64", device="cpu", batch_size=len(y)).fit(X_b, y)
+                            dtype="float64", device="cpu", batch_size=len(y),
+                            loss="mse").fit(X_b, y)
     beta = np.array([0.4, -0.3, 0.7])
 
     def loss(exponents):

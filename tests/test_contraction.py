@@ -165,7 +165,7 @@ def test_auto_K_follows_the_measured_contraction_and_is_used_by_every_solve():
     assert selection["initial_contraction"] == pytest.approx(0.5, rel=1e-4)
     assert est.K_ == selection["K"] == choose_block_size(selection["initial_contraction"]) == 7
     assert selection["bound"] == pytest.approx(0.5 ** 7, rel=1e-3)
-    assert selection["target"] == AUTO_K_TARGET
+    assert selection["target"] == AUTO_K_TARGET and selection["fallback"] is None
     assert est.n_solve_iter_ % 7 == 0  # the final solve ran blocks of K_ = 7
     fixed = ReTuneRegularizer(Identity(), WaveletL1("haar", levels=2), K=7, T=4,
                               step_scale=0.5, max_epochs=1, batch_size=4, random_state=0,
@@ -184,14 +184,15 @@ def test_auto_K_follows_the_measured_contraction_and_is_used_by_every_solve():
     assert est.K_ == 7
 
 
-def test_auto_K_warns_when_the_step_is_not_contractive(tmp_path):
+def test_auto_K_falls_back_and_says_why_when_the_step_is_not_contractive(tmp_path):
     _, y = _images(n=2)
     operator = Inpainting(keep_prob=0.5, random_state=0)
     X = operator.forward(torch.as_tensor(y)).numpy()
-    with pytest.warns(ConvergenceWarning, match="K='auto': the step is not contractive"):
-        est = ReTuneRegularizer(operator, WaveletL1("haar", levels=2), K="auto", T=2,
-                                max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    est = ReTuneRegularizer(operator, WaveletL1("haar", levels=2), K="auto", T=2,
+                            max_epochs=1, random_state=0, device="cpu").fit(X, y)
     assert est.K_ == AUTO_K_FALLBACK
+    assert est.K_selection_["initial_contraction"] == pytest.approx(1, abs=1e-3)
+    assert est.K_selection_["fallback"].startswith("K='auto': the step is not contractive")
     # The new fitted attributes survive the pickle-free round trip.
     save_weights(est, tmp_path / "model.npz")
     loaded = load_weights(tmp_path / "model.npz")

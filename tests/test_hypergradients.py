@@ -66,7 +66,7 @@ def _estimator(problem, log_weights, **params):
                     hypergradient="implicit", implicit_tol=1e-13,
                     implicit_max_iter=2000, init_weight=np.exp(log_weights),
                     learn_weights=False, step_scale=problem["step_scale"], dtype="float64",
-                    device="cpu", batch_size=len(problem["X"]))
+                    device="cpu", batch_size=len(problem["X"]), loss="mse")
     defaults.update(params)
     return ReTuneRegularizer(problem["operator"], problem["regularizer"], **defaults)
 

@@ -191,7 +191,7 @@ def test_strength_hypergradient_matches_finite_differences():
     denoiser = DnCNN(depth=2, channels=3, ndim=1, lipschitz=True)
     solve = dict(K=10, T=100, dtype="float64")
     est = ReTuneRegularizer(operator=MatrixOperator(A), regularizer=PnP(denoiser),
-                            solve_tol=1e-11, init_weight=0.3, **solve)
+                            solve_tol=1e-11, init_weight=0.3, loss="mse", **solve)
     gradient = est.compute_hypergradient(X_, Y_, hypergradient="implicit")[0]
 
     def loss(log_lam):

@@ -100,7 +100,8 @@ def quick(monkeypatch):
 
     def short_fit(self, X, y=None, **kwargs):
         for name, cap in QUICK_FIT.items():
-            setattr(self, name, min(getattr(self, name), cap))  # transform uses them too
+            if getattr(self, name) != "auto":  # K="auto" chooses at most 50 (1 on denoising)
+                setattr(self, name, min(getattr(self, name), cap))  # transform uses them too
         return fit(self, X, y, **kwargs)
 
     monkeypatch.setattr(ReTuneRegularizer, "fit", short_fit)

@@ -55,7 +55,7 @@ def test_tikhonov_prox_matches_dense_solve(order):
     lam = 0.7
     D = np.eye(30) if order == 0 else np.vstack([_periodic_difference(6, 5, axis) for axis in (0, 1)])
     expected = np.linalg.solve(np.eye(30) + lam * D.T @ D, v.reshape(2, -1).T).T.reshape(v.shape)
-    got = Tikhonov(order).prox(torch.as_tensor(v), torch.tensor([lam], dtype=torch.float64))
+    got = Tikhonov(order, boundary="periodic").prox(torch.as_tensor(v), torch.tensor([lam], dtype=torch.float64))
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
 
 
@@ -75,7 +75,8 @@ def test_tikhonov_fit_reaches_closed_form_solution():
     y = rng.random((3, h, w))
     X = operator.forward(torch.as_tensor(y)).numpy() + 0.05 * rng.standard_normal(y.shape)
     lam = 0.3
-    est = ReTuneRegularizer(operator=operator, regularizer=Tikhonov(order=1), init_weight=lam,
+    est = ReTuneRegularizer(operator=operator, regularizer=Tikhonov(order=1, boundary="periodic"),
+                            init_weight=lam,
                             learn_weights=False, K=50, T=6, dtype="float64").fit(X, y)
     A = operator.forward(torch.eye(h * w, dtype=torch.float64).reshape(-1, h, w)).reshape(
         h * w, -1).T.numpy()
@@ -108,7 +109,7 @@ def _tv_qp_reference(v, lam):
 def test_anisotropic_tv_prox_matches_qp(shape, weights, lam):
     rng = np.random.default_rng(1)
     v = rng.standard_normal(shape)
-    reg = TotalVariation(weights=weights, isotropic=False, n_inner=3000)
+    reg = TotalVariation(weights=weights, isotropic=False, n_inner=3000, boundary="periodic")
     got = reg.prox(torch.as_tensor(v[None]), torch.tensor(lam, dtype=torch.float64))[0]
     np.testing.assert_allclose(got.numpy(), _tv_qp_reference(v, np.array(lam)), atol=1e-4)
 

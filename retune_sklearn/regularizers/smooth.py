@@ -17,10 +17,11 @@ class Tikhonov(Regularizer):
     order : {0, 1}, default=0
         0: ``D = I`` (ridge on the signal); 1: ``D`` = forward differences
         along the signal's axes (smoothness).
-    boundary : {"periodic", "reflect"}, default="periodic"
+    boundary : {"periodic", "reflect"}, default="reflect"
         Boundary of the differences of ``order=1`` (ignored by ``order=0``):
         wrapping around, or Neumann (``"reflect"``: no difference across the
-        border).
+        border, so the jump between opposite edges of a photo is not
+        penalized; the default, as for :class:`TotalVariation`).
 
     Notes
     -----
@@ -35,7 +36,7 @@ class Tikhonov(Regularizer):
     _parameter_constraints = {"order": [StrictInterval(Integral, 0, 1, closed="both")],
                               "boundary": boundary_constraint()}
 
-    def __init__(self, order=0, boundary="periodic"):
+    def __init__(self, order=0, boundary="reflect"):
         self.order = order
         self.boundary = boundary
 
