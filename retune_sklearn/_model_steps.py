@@ -216,7 +216,7 @@ class ModelSteps:
         if not (auto_K or auto_tol):
             return SolveChoices(K, tol)
         _, estimate = self._equilibrium_diagnostics(X_t[: self.batch_size], problem, theta,
-                                                    self._options(K, tol), None)
+                                                    self._options(K, tol), None, block=False)
         rho, K_selection, tol_selection = estimate.step, None, None
         if auto_K:
             K = choose_block_size(rho, self.auto_K_target, AUTO_K_MAX)
@@ -231,13 +231,16 @@ class ModelSteps:
                              "status": estimate.status}
         return SolveChoices(K, tol, K_selection, tol_selection)
 
-    def _equilibrium_diagnostics(self, X_b, problem, theta, options, report):
+    def _equilibrium_diagnostics(self, X_b, problem, theta, options, report, block=True):
         """Per-sample relative residual at the end of a (no-grad) solve of ``X_b``,
-        and the :class:`~retune_sklearn.contraction.ContractionEstimate` there."""
+        and the :class:`~retune_sklearn.contraction.ContractionEstimate` there (of
+        one step only with ``block=False``: the K-block's estimate costs about as
+        much again)."""
         with torch.no_grad():
             u, phi = solve_batch(X_b, problem, theta, options, report=report, return_map=True)
         residual = relative_residual(phi, u)
-        return residual, estimate_contraction(phi, u, options.K, n_iter=CONTRACTION_ITER)
+        return residual, estimate_contraction(phi, u, options.K if block else 1,
+                                              n_iter=CONTRACTION_ITER)
 
     def _iterate_bank_for(self, n_samples, proceed):
         """The warm-start iterates of this fit: kept by ``partial_fit``, new for ``fit``;

@@ -118,6 +118,19 @@ def test_fit_improves_psnr_and_beats_best_scalar(denoising, loss):
     assert est.n_iter_ == 25 and est.converged_
 
 
+@pytest.mark.slow
+def test_defaults_beat_bayes_shrink_on_denoising(denoising):
+    """Issue 11: ``ReTuneRegularizer()`` beats the tool a denoising user would pick."""
+    pytest.importorskip("skimage")
+    from retune_sklearn.baselines import bayes_shrink
+
+    X_train, X_test, y_train, y_test = denoising
+    est = ReTuneRegularizer(random_state=0).fit(X_train, y_train)
+    assert type(est.regularizer_).__name__ == "TotalVariation" and est.K_ == 1
+    baseline = psnr(y_test, bayes_shrink(X_test, SIGMA, levels=2))  # db4: 2 levels on 32×32
+    assert est.score(X_test, y_test) > baseline + 0.5, (est.score(X_test, y_test), baseline)
+
+
 def test_output_layout_follows_y(denoising):
     X_train, _, y_train, _ = denoising
     n = 8
