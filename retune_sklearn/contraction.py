@@ -299,10 +299,12 @@ def expansive_block_message(estimate, step_scale):
             f"{estimate.block:.4f} > 1 (one step: contraction_factor_ = {estimate.step:.4f}). "
             "JFB's hypergradient error bound does not hold and the solves need not converge. "
             f"Lower step_scale (now {float(step_scale):.4g}) or keep it fixed "
-            "(learn_step_size=False), raise the inner iterations of an inexact prox "
-            "(regularizer__n_inner for TotalVariation), use a non-expansive denoiser "
-            "(LearnedDenoiser(lipschitz_bound=True), fewer layers), or a larger K; check the "
-            "gradients against hypergradient='implicit'.")
+            "(learn_step_size=False), use a non-expansive denoiser "
+            "(LearnedDenoiser(lipschitz_bound=True), fewer layers), or a larger K. With "
+            "TotalVariation this is the derivative of the n_inner truncated dual (FGP) steps "
+            "of its prox (more inner steps make it larger, fewer smaller), not a divergence: "
+            "check fixed_point_residual_ and the gradients against "
+            "hypergradient='implicit'.")
 
 
 def auto_block_size_message(selection):
