@@ -308,7 +308,8 @@ def expansive_block_message(estimate, step_scale):
 
 
 def auto_block_size_message(selection):
-    """Why ``K="auto"`` fell back to ``AUTO_K_FALLBACK`` (``K_selection_["fallback"]``), or None."""
+    """Why ``K="auto"`` fell back to ``AUTO_K_FALLBACK`` (``K_selection_["fallback"]``),
+    or None."""
     rho, K, target = selection["initial_contraction"], selection["K"], selection["target"]
     if rho is not None and selection["bound"] <= target:
         return None

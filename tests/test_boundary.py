@@ -113,7 +113,8 @@ def test_reflect_tv_prox_is_skimage_denoise_tv_chambolle():
     expected = denoise_tv_chambolle(image, weight=weight, eps=1e-14, max_num_iter=5000)
     out = TotalVariation(n_inner=1000, boundary="reflect").prox(as_batch(image), scalar(weight))
     np.testing.assert_allclose(out[0].numpy(), expected, atol=1e-5)
-    periodic = TotalVariation(n_inner=1000, boundary="periodic").prox(as_batch(image), scalar(weight))
+    periodic = TotalVariation(n_inner=1000, boundary="periodic").prox(as_batch(image),
+                                                                      scalar(weight))
     assert np.abs(periodic[0].numpy() - expected).max() > 1e-2
 
 

@@ -55,7 +55,8 @@ def test_tikhonov_prox_matches_dense_solve(order):
     lam = 0.7
     D = np.eye(30) if order == 0 else np.vstack([_periodic_difference(6, 5, axis) for axis in (0, 1)])
     expected = np.linalg.solve(np.eye(30) + lam * D.T @ D, v.reshape(2, -1).T).T.reshape(v.shape)
-    got = Tikhonov(order, boundary="periodic").prox(torch.as_tensor(v), torch.tensor([lam], dtype=torch.float64))
+    got = Tikhonov(order, boundary="periodic").prox(torch.as_tensor(v),
+                                                    torch.tensor([lam], dtype=torch.float64))
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
 
 
