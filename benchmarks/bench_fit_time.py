@@ -5,6 +5,7 @@ Usage::
 
     git worktree add /tmp/first-version 9486283    # the tree before the solver layer
     python benchmarks/bench_fit_time.py --baseline-tree /tmp/first-version
+    python benchmarks/bench_fit_time.py --baseline-tree /tmp/first-version --problems
     python benchmarks/bench_fit_time.py --baseline-tree /tmp/first-version --quick
 
 Each fit runs in a fresh subprocess whose ``PYTHONPATH`` is one source tree, on
@@ -86,11 +87,49 @@ def run_fit(tree, kwargs, n, quick):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _retune_rows(markdown):
+    """{(problem title, ReTune model): (test PSNR, CPU s)} from a problems.md report."""
+    rows, title = {}, None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            title = line[3:].strip()
+        elif line.startswith("| ReTune"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            # This tree's labels may end with a note: " (ConvergenceWarning)".
+            method = cells[0].split(" (ConvergenceWarning)")[0].split(" (diverged")[0]
+            rows[title, method] = (float(cells[2]), float(cells[4]))
+    return rows
+
+
+def problems_table(baseline_tree, quick):
+    """``bench_problems.py`` run in both trees (same models and data); a ratio table."""
+    import tempfile
+
+    results = {}
+    for name, tree in (("baseline", baseline_tree), ("this tree", ROOT)):
+        with tempfile.TemporaryDirectory() as out:
+            command = [sys.executable, "benchmarks/bench_problems.py", "--output", out]
+            subprocess.run(command + (["--quick"] if quick else []), cwd=tree, check=True,
+                           env=dict(os.environ, PYTHONPATH=str(tree)), capture_output=True)
+            results[name] = _retune_rows((Path(out) / "problems.md").read_text())
+    lines = ["| problem | ReTune model | test PSNR before → now (dB) | CPU before → now (s) | "
+             "CPU before / now |", "|---|---|---:|---:|---:|"]
+    for key, (psnr_old, cpu_old) in results["baseline"].items():
+        if key not in results["this tree"]:
+            continue
+        psnr_new, cpu_new = results["this tree"][key]
+        lines.append(f"| {key[0].split(',')[0]} | {key[1]} | {psnr_old:.2f} → {psnr_new:.2f} | "
+                     f"{cpu_old:.1f} → {cpu_new:.1f} | {cpu_old / cpu_new:.1f}× |")
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline-tree", type=Path, required=True,
                         help="a checkout of the version to compare against")
     parser.add_argument("--quick", action="store_true", help="8 patches, 1 epoch")
+    parser.add_argument("--problems", action="store_true",
+                        help="also run benchmarks/bench_problems.py in both trees")
     parser.add_argument("--output", type=Path, default=OUTPUT_DIR)
     args = parser.parse_args(argv)
     n = 8 if args.quick else 32
@@ -107,13 +146,21 @@ def main(argv=None):
                          f"{result['cpu']:.1f} | {ratio} |")
         print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
     command = ("python benchmarks/bench_fit_time.py --baseline-tree /tmp/first-version"
-               + (" --quick" if args.quick else ""))
+               + (" --problems" if args.problems else "") + (" --quick" if args.quick else ""))
     report = "\n".join([
         "# Fit time: this tree against the version before the equilibrium engine", "",
         f"Command: `{command}` (baseline: `git worktree add /tmp/first-version 9486283`), "
         f"{n} training / {n} test 64×64 patches, denoising σ = 0.1, one torch thread in "
         f"both, {platform.machine()}, a shared 2-core machine (CPU times).", "",
         *lines, ""])
+    if args.problems:
+        report += "\n".join([
+            "", "## The models of `benchmarks/bench_problems.py`, same data", "",
+            "Each tree's own `bench_problems.py` (the same models, hyperparameters and data; "
+            "this tree solves to `solve_tol=1e-4` with FISTA restarts and reuses iterates, "
+            "the baseline runs the fixed budget T·K). CPU: fit on the training set + "
+            "predict on the test set, as reported by each run.", "",
+            *problems_table(args.baseline_tree.resolve(), args.quick), ""])
     print(report)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "fit_time.md").write_text(report)
