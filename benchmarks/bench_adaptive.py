@@ -39,7 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_problems import (FULL, QUICK, _Clock, _mean_psnr_grid, _single_thread,  # noqa: E402
-                            _tv_converged)
+                            _tv_converged, publish)
 
 OUTPUT_DIR = HERE / "output"
 COMMITTED = HERE / "adaptive.md"
@@ -224,11 +224,7 @@ def main(argv=None):
         f"{torch.__version__}, {platform.machine()}; run took "
         f"{time.perf_counter() - t0:.0f} s wall.", "",
         markdown(rows), "", "Targets (issue 11):", "", verdict(rows), ""])
-    print(report)
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "adaptive.md").write_text(report)
-    if not args.quick:
-        COMMITTED.write_text(report)
+    publish(report, args.output, COMMITTED, not args.quick)
     return report
 
 

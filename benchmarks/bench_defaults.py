@@ -140,11 +140,7 @@ def main(argv=None):
         "CPU in all). Baselines as in `benchmarks/problems.md` (same data, same rows); "
         "*(reference)* rows are stronger or criterion-matched variants.", "",
         *sections])
-    print(report)
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "defaults.md").write_text(report)
-    if not args.quick:
-        COMMITTED.write_text(report)
+    P.publish(report, args.output, COMMITTED, not args.quick)
     return report
 
 

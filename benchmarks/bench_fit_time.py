@@ -40,6 +40,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from bench_problems import publish  # noqa: E402  (the shared report writer)
 OUTPUT_DIR = HERE / "output"
 COMMITTED = HERE / "fit_time.md"
 
@@ -161,11 +163,7 @@ def main(argv=None):
             "the baseline runs the fixed budget T·K). CPU: fit on the training set + "
             "predict on the test set, as reported by each run.", "",
             *problems_table(args.baseline_tree.resolve(), args.quick), ""])
-    print(report)
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "fit_time.md").write_text(report)
-    if not args.quick:
-        COMMITTED.write_text(report)
+    publish(report, args.output, COMMITTED, not args.quick)
     return report
 
 

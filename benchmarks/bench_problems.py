@@ -574,6 +574,16 @@ def _note(problem, rows):
 
 
 # ---------------------------------------------------------------- report
+def publish(report, output_dir, committed, refresh):
+    """Print ``report``, write it to ``output_dir / committed.name`` and, when
+    ``refresh`` (a full run), to the committed copy ``committed`` too."""
+    print(report)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / committed.name).write_text(report, encoding="utf-8")
+    if refresh:
+        committed.write_text(report, encoding="utf-8")
+
+
 def _fmt(value, spec):
     return "—" if value is None else format(value, spec)
 
@@ -758,12 +768,7 @@ def main(argv=None):
         out.append("")
     out.append(f"Total run time: {total:.0f} s.")
     report = "\n".join(out) + "\n"
-    print(report)
-
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "problems.md").write_text(report, encoding="utf-8")
-    if not args.quick and problems == list(PROBLEMS):
-        COMMITTED.write_text(report, encoding="utf-8")
+    publish(report, args.output, COMMITTED, not args.quick and problems == list(PROBLEMS))
     return dict(results=results, report=report, total_seconds=total)
 
 
