@@ -190,7 +190,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
     max_epochs : int, default=10
         Passes over the training set. With ``scale_search`` the defaults
         converge in 5–10: on the problems of ``benchmarks/defaults.md`` 10
-        epochs scored within 0.07 dB of 30 at 0.5–0.6× the CPU.
+        epochs scored within 0.07 dB of 30 at 0.4–0.6× the CPU
+        (``benchmarks/defaults/default_epochs.py``).
     batch_size : int, default=32
         Samples per outer step; also the chunk size of ``transform``.
     shuffle : bool, default=True
