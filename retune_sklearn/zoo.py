@@ -26,9 +26,14 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.func import jvp, vjp
 from torch.nn import functional as F
 
-__all__ = ["DnCNN", "SmallUNet", "pretrain_denoiser", "lipschitz_normalized"]
+__all__ = ["DnCNN", "SmallUNet", "pretrain_denoiser", "lipschitz_normalized",
+           "local_lipschitz"]
+
+#: Learning-rate schedules of :func:`pretrain_denoiser`.
+LR_SCHEDULES = ("cosine", "constant")
 
 
 def lipschitz_normalized(weight):
@@ -183,7 +188,8 @@ def _noise_levels(noise_sigma, n, generator, dtype):
     return low + (high - low) * torch.rand(n, generator=generator, dtype=dtype)
 
 
-def _check_pretraining(clean, noise_sigma, epochs, batch_size, crop_size):
+def _check_pretraining(clean, noise_sigma, epochs, batch_size, crop_size, augment,
+                       lr_schedule):
     """``clean`` as float64 numpy; ValueError naming the first bad argument."""
     clean = np.asarray(clean, dtype=np.float64)
     if clean.ndim < 2 or clean.ndim > 4 or len(clean) == 0 or not np.isfinite(clean).all():
@@ -203,6 +209,10 @@ def _check_pretraining(clean, noise_sigma, epochs, batch_size, crop_size):
                                   or not 1 <= crop_size <= min(clean.shape[-2:])):
         raise ValueError(f"crop_size must be None or an integer in [1, {min(clean.shape[-2:])}]"
                          f"; got {crop_size!r}.")
+    if not isinstance(augment, (bool, np.bool_)):
+        raise ValueError(f"augment must be True or False; got {augment!r}.")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {lr_schedule!r}.")
     return clean
 
 
@@ -216,9 +226,23 @@ def _random_crops(batch, crop_size, generator):
     return batch[..., i:i + crop_size, j:j + crop_size]
 
 
+def _random_symmetry(batch, generator):
+    """The batch under one random symmetry (shared by the batch): for square images one
+    of the 8 of the square (rotations by 90°, optionally mirrored), for other images a
+    flip of either axis or both, for 1-D signals a reversal or not."""
+    k = int(torch.randint(8, (1,), generator=generator))
+    if batch.dim() == 3:
+        return batch.flip(-1) if k % 2 else batch
+    if batch.shape[-1] != batch.shape[-2]:
+        flips = ((), (-1,), (-2,), (-2, -1))[k % 4]
+        return batch.flip(flips) if flips else batch
+    batch = torch.rot90(batch, k % 4, (-2, -1))
+    return batch.flip(-1) if k >= 4 else batch
+
+
 def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batch_size=16,
-                      learning_rate=1e-3, crop_size=None, noise_conditional=False,
-                      random_state=0, history=None):
+                      learning_rate=1e-3, lr_schedule="cosine", crop_size=None, augment=True,
+                      noise_conditional=False, random_state=0, history=None):
     """Supervised training of a denoiser on (noisy, clean) pairs drawn on the fly.
 
     Each epoch visits the clean patches in a random order; every batch gets
@@ -242,14 +266,22 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
         Passes over ``clean_patches``.
     batch_size : int, default=16
     learning_rate : float, default=1e-3
-        Adam's learning rate.
+        Adam's (initial) learning rate.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"``: the rate decays from ``learning_rate`` to 0 over all the
+        steps (:class:`torch.optim.lr_scheduler.CosineAnnealingLR`), which
+        trains a given number of epochs to a lower error than a constant rate.
     crop_size : int or None, default=None
         Train on a random ``crop_size × crop_size`` window of each batch of
         images (cheaper steps; convolutional networks apply to any size).
+    augment : bool, default=True
+        Show each batch under a random symmetry: rotations by 90° and mirror
+        images (reversal for 1-D signals). Natural images are statistically
+        invariant under them, so this multiplies the training data by up to 8.
     noise_conditional : bool, default=False
         Call ``module(noisy, sigma)`` with ``sigma`` of shape ``(N, 1, 1, 1)``.
     random_state : int, default=0
-        Seed of the order, the crops and the noise.
+        Seed of the order, the crops, the symmetries and the noise.
     history : list or None, default=None
         If given, the mean training loss of every epoch is appended to it.
 
@@ -260,7 +292,8 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
-    clean = _check_pretraining(clean_patches, noise_sigma, epochs, batch_size, crop_size)
+    clean = _check_pretraining(clean_patches, noise_sigma, epochs, batch_size, crop_size,
+                               augment, lr_schedule)
     reference = next(module.parameters(), None)
     if reference is None:
         raise ValueError(f"module {type(module).__name__} has no parameters to train.")
@@ -269,11 +302,17 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
     data = data[:, None] if data.dim() in (2, 3) else data  # a channel axis
     generator = torch.Generator().manual_seed(int(random_state))
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
+    scheduler = None
+    if lr_schedule == "cosine":
+        steps = epochs * math.ceil(len(data) / batch_size)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     module.train()
     for _ in range(epochs):
         total = 0.0
         for batch in torch.randperm(len(data), generator=generator).split(batch_size):
             target = _random_crops(data[batch], crop_size, generator)
+            if augment:
+                target = _random_symmetry(target, generator)
             sigma = _noise_levels(noise_sigma, len(target), generator, dtype)
             sigma = sigma.reshape(-1, *(1,) * (target.dim() - 1))
             noisy = target + sigma * torch.randn(target.shape, generator=generator, dtype=dtype)
@@ -283,7 +322,60 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += float(loss.detach()) * len(target)
         if history is not None:
             history.append(total / len(data))
     return module.eval()
+
+
+def local_lipschitz(module, x, sigma=None, n_iter=30, random_state=0):
+    """Spectral norm of the denoiser's Jacobian at each input, ``‖J_D(x_i)‖₂``.
+
+    Power iteration on ``JᵀJ`` (a forward-mode then a reverse-mode product
+    per iteration, :func:`torch.func.jvp` and :func:`torch.func.vjp`), one
+    estimate per sample, from below. Plug-and-play forward–backward is only
+    guaranteed to converge when ``D`` is non-expansive; values above 1 at
+    the iterates (e.g. blurred images, where a denoiser trained to restore
+    edges sharpens) predict iterations that stall or diverge.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        ``D(x)``, or ``D(x, sigma)`` when ``sigma`` is given.
+    x : torch.Tensor of shape (N, C, H, W) or (N, C, L)
+        The points, in the module's dtype and device.
+    sigma : float, torch.Tensor or None, default=None
+        Noise level handed to a noise-conditional module.
+    n_iter : int, default=30
+        Power iterations.
+    random_state : int, default=0
+        Seed of the starting vectors.
+
+    Returns
+    -------
+    norms : torch.Tensor of shape (N,)
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise ValueError(f"n_iter must be a positive integer; got {n_iter!r}.")
+    x = x.detach()
+
+    def denoise(z):
+        return module(z) if sigma is None else module(z, sigma)
+
+    def normalized(v):
+        return v / v.flatten(1).norm(dim=1).clamp_min(1e-30).reshape(-1, *(1,) * (v.dim() - 1))
+
+    generator = torch.Generator(device=x.device).manual_seed(int(random_state))
+    v = normalized(torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device))
+    with torch.no_grad():  # torch.func differentiates through it; no graph on the weights
+        for _ in range(n_iter):
+            _, jv = jvp(denoise, (x,), (v,))
+            _, pull_back = vjp(denoise, x)
+            (jtjv,) = pull_back(jv)
+            v = normalized(jtjv)
+        _, jv = jvp(denoise, (x,), (v,))
+    return jv.flatten(1).norm(dim=1)

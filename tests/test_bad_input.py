@@ -301,6 +301,11 @@ CASES = [
      "module must be a torch.nn.Module; got str"),
     ("pretrain-noise-negative", lambda est: pretrain_denoiser(DnCNN(2, 2), Y, noise_sigma=-0.1),
      ValueError, "noise_sigma must be a non-negative number or a (low, high) range"),
+    ("pretrain-schedule-unknown", lambda est: pretrain_denoiser(DnCNN(2, 2), Y,
+                                                                lr_schedule="step"),
+     ValueError, "lr_schedule must be one of ('cosine', 'constant'); got 'step'"),
+    ("pretrain-augment-string", lambda est: pretrain_denoiser(DnCNN(2, 2), Y, augment="yes"),
+     ValueError, "augment must be True or False; got 'yes'"),
     # --- transform / predict / score
     ("transform-not-fitted", lambda est: clone(est).transform(X), NotFittedError,
      "is not fitted yet"),

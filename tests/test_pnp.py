@@ -21,7 +21,8 @@ from retune_sklearn.datasets import make_image_problem
 from retune_sklearn.operators import Blur, MatrixOperator
 from retune_sklearn.reconstruct import build_problem, reconstruct
 from retune_sklearn.regularizers import PnP
-from retune_sklearn.zoo import DnCNN, SmallUNet, pretrain_denoiser
+from retune_sklearn.zoo import (DnCNN, SmallUNet, _random_symmetry, local_lipschitz,
+                                pretrain_denoiser)
 
 
 class UserDenoiser(nn.Module):
@@ -241,6 +242,33 @@ def test_pretraining_denoises_better_than_the_noisy_input():
     with torch.no_grad():
         out = net(torch.as_tensor(noisy[:, None], dtype=torch.float32))[:, 0].numpy()
     assert np.mean((out - Y_TEST) ** 2) < 0.7 * np.mean((noisy - Y_TEST) ** 2)
+
+
+@pytest.mark.parametrize("shape, count", [((1, 1, 3, 3), 8), ((1, 1, 2, 3), 4), ((1, 1, 3), 2)])
+def test_pretraining_symmetries_are_those_of_the_domain(shape, count):
+    # An input with no symmetry of its own: its images under the group are all distinct.
+    batch = torch.arange(float(np.prod(shape))).reshape(shape) ** 2
+    generator = torch.Generator().manual_seed(0)
+    images = {tuple(_random_symmetry(batch, generator).flatten().tolist()) for _ in range(200)}
+    assert len(images) == count  # 8 of the square, 4 flips of a rectangle, 2 of a segment
+    assert all(sorted(image) == sorted(batch.flatten().tolist()) for image in images)
+
+
+def test_local_lipschitz_of_a_linear_denoiser_is_its_spectral_norm():
+    # A linear map x ↦ W x per sample: its Jacobian is W everywhere, ‖W‖₂ from an SVD.
+    class Linear(nn.Module):
+        def __init__(self, matrix):
+            super().__init__()
+            self.matrix = nn.Parameter(matrix)
+
+        def forward(self, x, sigma):
+            return sigma * (x.flatten(1) @ self.matrix.T).reshape(x.shape)
+
+    matrix = torch.randn(16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    norms = local_lipschitz(Linear(matrix), x, sigma=2.0, n_iter=200)
+    expected = 2.0 * torch.linalg.matrix_norm(matrix, ord=2)
+    torch.testing.assert_close(norms, expected.expand(3), rtol=1e-6, atol=0)
 
 
 def test_noise_conditional_pretraining_and_pnp_fit():
