@@ -216,6 +216,8 @@ def estimate_contraction(phi, u, K, *, n_iter=30, rtol=1e-4, seed=0):
     values and a ``reason``.
     """
     K = int(K)
+    if getattr(phi, "is_constant", False):  # φ(u) does not depend on u: ∂φ/∂u = 0
+        return ContractionEstimate(0.0, 0.0, K, per_sample_step=[0.0] * len(u))
     try:
         step, n_run = jacobian_norm(phi, u, 1, n_iter=n_iter, rtol=rtol, seed=seed)
         if K == 1:

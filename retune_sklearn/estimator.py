@@ -289,7 +289,10 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         (as ``transform`` runs it, from the back-projection) of (up to
         ``batch_size``) training samples with the learned weights: how far
         the solves stop from the equilibrium. A ``ConvergenceWarning`` says
-        when that solve stopped at the cap ``T`` above ``solve_tol``.
+        when that solve stopped at the cap ``T`` above ``solve_tol``. Zero up
+        to rounding when one step is the fixed point (``W Aᵀ A W* = I``, no mask and
+        ``τ = 1``, e.g. denoising with the default step: the step does not
+        depend on its input), where solves to a tolerance run one step.
     init_scale_ : float
         The factor ``scale_search`` applied to the initial weights (1.0
         without the search).

@@ -156,6 +156,8 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
                          f"{implicit_solver!r}.")
     options = SolveOptions(K, T, tol, solver or PlainIteration(), implicit_tol,
                            implicit_max_iter, implicit_solver)
+    if tol is not None and getattr(phi, "is_constant", False):
+        return _one_step_solve(phi, u0, hypergradient, report, return_map)
     keep_graph = hypergradient == "unrolled"
     with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
         state, n_restarted = _restarted_phase(phi, u0.detach(), options, report)
@@ -169,6 +171,21 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
         u = HYPERGRADIENTS[hypergradient](phi, u, K, options, report)
     if report is not None:
         report.iterations.append(n_restarted + K)
+    return (u, phi) if return_map else u
+
+
+def _one_step_solve(phi, u0, hypergradient, report, return_map):
+    """The solve of a constant map (``phi.is_constant``): ``φ(u0)`` is the fixed point.
+
+    Every mode gives the same value and gradient as a full solve: ``∂φ/∂u = 0``,
+    so K steps equal one and the implicit adjoint ``(I − ∂φ/∂u)^{-ᵀ}`` is the
+    identity. Solves to a tolerance only: a fixed budget runs its ``T·K`` steps.
+    """
+    with torch.set_grad_enabled(hypergradient != "none" and torch.is_grad_enabled()):
+        u = phi(u0.detach())
+    if report is not None:
+        report.iterations.append(1)
+        report.residuals.append(0.0)
     return (u, phi) if return_map else u
 
 

@@ -55,10 +55,15 @@ def build_problem(operator, regularizer, signal_shape, X_shape, device="auto", d
     check_measurement_shape(X_shape, signal_shape, measurement_shape)
     model = ForwardBackward(operator, regularizer)
     device, dtype = resolve_device(device), DTYPES[dtype]
+    check_dtype = torch.float64 if device.type == "cpu" else dtype
     if lipschitz is None:
-        check_dtype = torch.float64 if device.type == "cpu" else dtype
         check_adjoint(operator, signal_shape, device=device, dtype=check_dtype)
-        lipschitz = model.lipschitz(signal_shape, device=device, dtype=check_dtype)
+    identity_gram = model.check_identity_gram(signal_shape, device=device, dtype=check_dtype)
+    if lipschitz is None:
+        # ‖A W*‖² = 1 exactly for an isometry (the power iteration's rounding would
+        # make τ = 1 − 4e-16 and lose the one-step solve of StepMap.is_constant).
+        lipschitz = 1.0 if identity_gram else model.lipschitz(signal_shape, device=device,
+                                                              dtype=check_dtype)
         if not lipschitz > 0:
             raise ValueError("The operator is zero on these signals (‖A‖ = 0): nothing "
                              "can be reconstructed.")

@@ -329,3 +329,46 @@ def test_anderson_solves_a_linear_fixed_point_like_gmres():
     plain = PlainIteration().run(PlainIteration().init_state(u0), phi, 8)["u"]
     assert float((anderson - exact).norm() / exact.norm()) < 1e-8
     assert float((plain - exact).norm() / exact.norm()) > 0.1
+
+
+@pytest.mark.parametrize("regularizer", [TotalVariation(), WaveletL1("haar", levels=2)])
+def test_denoising_at_unit_step_is_solved_in_one_exact_step(regularizer):
+    # Identity, no mask, τ = 1: φ(u) = prox(W y) whatever u, so the fixed point is one step.
+    X, y = _images()
+    est = ReTuneRegularizer(regularizer=regularizer, K=4, max_epochs=1, batch_size=4,
+                            dtype="float64", random_state=0).fit(X, y)
+    assert est.n_solve_iter_ == 1 and est.fixed_point_residual_ <= 1e-14  # rounding only
+    assert est.contraction_factor_ == 0.0 and est.lipschitz_ == 1.0
+    # Independent truth: the prox applied to the data, and the plain iteration run long.
+    thresholds = torch.as_tensor(est.weights_, dtype=torch.float64)
+    analysis = est.regularizer_.analysis(torch.as_tensor(X))
+    direct = est.regularizer_.synthesis(est.regularizer_.prox(analysis, thresholds)).numpy()
+    np.testing.assert_allclose(est.transform(X), direct, rtol=0, atol=1e-12)
+    long_run = reconstruct(X, None, regularizer, est.weights_, K=4, T=25, tol=None, solver="fb",
+                           dtype="float64")
+    np.testing.assert_allclose(est.transform(X), long_run, rtol=0, atol=1e-12)
+
+
+def test_the_one_step_hypergradient_equals_the_differentiated_fixed_budget_solve():
+    X, y = _images(n=4)
+    common = dict(regularizer=TotalVariation(), K=3, T=2, max_epochs=1, dtype="float64",
+                  init_weight=0.05, scale_search=False, learn_weights=False, random_state=0)
+    one_step = ReTuneRegularizer(**common).fit(X, y)
+    budget = ReTuneRegularizer(**common, solve_tol=None, solver="fb").fit(X, y)
+    for mode in ("jfb", "implicit"):
+        gradient = one_step.set_params(hypergradient=mode).compute_hypergradient(X, y)
+        np.testing.assert_allclose(gradient, budget.compute_hypergradient(X, y), rtol=1e-9)
+
+
+@pytest.mark.parametrize("change", [dict(step_scale=0.9), dict(operator=Blur(sigma=1.0, size=5)),
+                                    dict(regularizer=WaveletL1("haar", levels=2,
+                                                               translation_invariant=True)),
+                                    dict(mask=True)])
+def test_other_steps_depend_on_their_input_and_are_iterated(change):
+    X, y = _images()
+    change = dict(change)
+    mask = (RNG.random(X.shape) < 0.5).astype(float) if change.pop("mask", False) else None
+    params = {**dict(regularizer=TotalVariation(), K=2, max_epochs=1, batch_size=4,
+                     random_state=0), **change}
+    est = ReTuneRegularizer(**params).fit(X, y, mask=mask)
+    assert est.n_solve_iter_ > 2 and est.fixed_point_residual_ > 0

@@ -51,6 +51,9 @@ class ForwardBackward:
     def __init__(self, operator, regularizer):
         self.operator = operator
         self.regularizer = regularizer
+        #: ``W Aᵀ A W* = I`` (set by :meth:`check_identity_gram`): at ``τ = 1``
+        #: the gradient step maps every ``u`` to ``W Aᵀ y``, so one step is exact.
+        self.identity_gram = False
 
     def initial_point(self, measurements, mask=None):
         """Starting coefficients ``W Aᵀ y`` (the back-projection)."""
@@ -70,6 +73,23 @@ class ForwardBackward:
             return self.regularizer.analysis(self.operator.adjoint(self.operator.forward(x)))
         return power_iteration(gram, self.coefficient_shape(signal_shape), device=device,
                                dtype=dtype)
+
+    def check_identity_gram(self, signal_shape, *, device="cpu", dtype=torch.float64):
+        """Whether ``W Aᵀ A W* = I`` (e.g. denoising with TV or an orthonormal
+        basis), tested on two random coefficient vectors; sets :attr:`identity_gram`.
+
+        A linear map that fixes random vectors is the identity (almost surely);
+        the tolerance is a few rounding errors of ``dtype``.
+        """
+        generator = torch.Generator().manual_seed(0)
+        u = torch.randn((2, *self.coefficient_shape(signal_shape)), generator=generator,
+                        dtype=torch.float64).to(device=device, dtype=dtype)
+        with torch.no_grad():
+            gram = self.regularizer.analysis(self.operator.adjoint(self.operator.forward(
+                self.regularizer.synthesis(u))))
+        error = float((gram - u).flatten(1).norm(dim=1).max() / u.flatten(1).norm(dim=1).min())
+        self.identity_gram = error <= 100 * torch.finfo(dtype).eps
+        return self.identity_gram
 
     def step(self, u, measurements, weights, stepsize, network=None, mask=None):
         """One step ``φ_θ(u)`` (see :class:`StepParameters` for the arguments)."""
@@ -120,6 +140,15 @@ class StepMap:
 
     def __init__(self, model, params, inner=None):
         self.model, self.params, self.inner = model, params, inner
+
+    @property
+    def is_constant(self):
+        """Whether ``φ(u)`` does not depend on ``u``: ``W Aᵀ A W* = I``, no mask,
+        ``τ = 1`` and a cold inner solver. Then ``φ(u) = prox_{λR}(W Aᵀ y)`` is the
+        fixed point itself (e.g. denoising with the default step), reached in one step."""
+        stepsize = self.params.stepsize
+        return (self.model.identity_gram and self.params.mask is None and self.inner is None
+                and stepsize.numel() == 1 and float(stepsize.detach()) == 1.0)
 
     def __call__(self, u):
         if self.inner is None:
