@@ -269,8 +269,10 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
         Adam's (initial) learning rate.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         ``"cosine"``: the rate decays from ``learning_rate`` to 0 over all the
-        steps (:class:`torch.optim.lr_scheduler.CosineAnnealingLR`), which
-        trains a given number of epochs to a lower error than a constant rate.
+        steps (:class:`torch.optim.lr_scheduler.CosineAnnealingLR`), so that
+        the last steps refine the weights instead of keeping the first
+        steps' noise; ``"constant"``: ``learning_rate`` throughout (chain calls
+        for stages at different rates).
     crop_size : int or None, default=None
         Train on a random ``crop_size × crop_size`` window of each batch of
         images (cheaper steps; convolutional networks apply to any size).
@@ -335,10 +337,13 @@ def local_lipschitz(module, x, sigma=None, n_iter=30, random_state=0):
 
     Power iteration on ``JᵀJ`` (a forward-mode then a reverse-mode product
     per iteration, :func:`torch.func.jvp` and :func:`torch.func.vjp`), one
-    estimate per sample, from below. Plug-and-play forward–backward is only
+    estimate per sample, from below (samples must not interact: put the
+    module in evaluation mode). Plug-and-play forward–backward is only
     guaranteed to converge when ``D`` is non-expansive; values above 1 at
     the iterates (e.g. blurred images, where a denoiser trained to restore
-    edges sharpens) predict iterations that stall or diverge.
+    edges sharpens) mean the guarantee does not hold there: the iterations
+    may stall or diverge, or still converge (both cases in
+    ``benchmarks/pnp.md``).
 
     Parameters
     ----------
