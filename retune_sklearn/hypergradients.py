@@ -101,7 +101,7 @@ class SolveReport:
 
 def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None,
                     implicit_tol=1e-6, implicit_max_iter=200, implicit_solver="gmres",
-                    report=None, return_map=False):
+                    report=None, return_map=False, inner=None):
     """Run up to ``T`` blocks of ``K`` iterations of ``phi`` from ``u0``.
 
     Parameters
@@ -139,6 +139,10 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
         solver (TotalVariation's dual) started where the restarted blocks
         left it (``phi`` itself when it has none). Residuals and contraction
         estimates at the returned point are about that map.
+    inner : torch.Tensor or None, default=None
+        Where the restarted blocks start the step map's inner solver (with
+        ``return_map``, a previous solve's ``map.inner``: TotalVariation's
+        warm dual); None starts it cold.
 
     Returns
     -------
@@ -160,7 +164,7 @@ def restarted_solve(phi, u0, K, T, hypergradient="jfb", *, tol=None, solver=None
         return _one_step_solve(phi, u0, hypergradient, report, return_map)
     keep_graph = hypergradient == "unrolled"
     with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
-        state, n_restarted = _restarted_phase(phi, u0.detach(), options, report)
+        state, n_restarted = _restarted_phase(phi, u0.detach(), inner, options, report)
     # The last block (and the implicit backward) is the fixed map whose inner
     # solver starts where the restarted blocks left it: same fixed point.
     u, phi = state["u"], anchored(phi, state)
@@ -189,9 +193,10 @@ def _one_step_solve(phi, u0, hypergradient, report, return_map):
     return (u, phi) if return_map else u
 
 
-def _restarted_phase(phi, u, options, report):
-    """Up to ``T − 1`` blocks of the algorithm; returns its state and the iterations run."""
-    solver, state, n_iterations = options.solver, options.solver.init_state(u), 0
+def _restarted_phase(phi, u, inner, options, report):
+    """Up to ``T − 1`` blocks of the algorithm from ``(u, inner)``; returns its state and
+    the iterations run."""
+    solver, state, n_iterations = options.solver, options.solver.init_state(u, inner), 0
     residual = None
     for block in range(options.T):
         if options.tol is not None and (block > 0 or options.T > 1):

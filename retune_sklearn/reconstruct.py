@@ -94,22 +94,25 @@ def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=No
 
     With a ``bank`` (:class:`~retune_sklearn.learning.warm_start.IterateBank`)
     and indexed measurements, the solve starts from each sample's previous
-    iterate and stores the new one.
+    iterate (and inner state: TotalVariation's warm dual) and stores the new ones.
     """
     model = problem.model
     phi = model.step_map(step_parameters(X_b, problem, theta))
     start = model.initial_point(X_b.values, X_b.mask)
     use_bank = bank is not None and X_b.index is not None
+    inner = None
     if use_bank:
         start = bank.start(X_b.index, start)
-    u = restarted_solve(phi, start, options.K, options.T, hypergradient, tol=options.tol,
-                        solver=options.solver, implicit_tol=options.implicit_tol,
-                        implicit_max_iter=options.implicit_max_iter,
-                        implicit_solver=options.implicit_solver, report=report,
-                        return_map=return_map)
-    if use_bank:
-        bank.store(X_b.index, u[0] if return_map else u)
-    return u
+        inner = bank.start_inner(X_b.index, start)
+    u, last_map = restarted_solve(phi, start, options.K, options.T, hypergradient,
+                                  tol=options.tol, solver=options.solver,
+                                  implicit_tol=options.implicit_tol,
+                                  implicit_max_iter=options.implicit_max_iter,
+                                  implicit_solver=options.implicit_solver, report=report,
+                                  return_map=True, inner=inner)
+    if use_bank:  # the iterate, and the inner state the last block started from
+        bank.store(X_b.index, u, getattr(last_map, "inner", None))
+    return (u, last_map) if return_map else u
 
 
 def reconstruct_into(out, X, mask, problem, solve, batch_size):

@@ -372,3 +372,24 @@ def test_other_steps_depend_on_their_input_and_are_iterated(change):
                      random_state=0), **change}
     est = ReTuneRegularizer(**params).fit(X, y, mask=mask)
     assert est.n_solve_iter_ > 2 and est.fixed_point_residual_ > 0
+
+
+def test_the_bank_keeps_the_warm_tv_dual_across_epochs():
+    from retune_sklearn.learning.warm_start import IterateBank
+
+    bank = IterateBank(3)
+    u, dual = torch.ones(2, 4, 4), torch.full((2, 2, 4, 4), 0.5)
+    bank.store(torch.tensor([0, 2]), u, dual)
+    started = bank.start_inner(torch.tensor([2, 1]), u)
+    assert torch.equal(started[0], dual[1]) and torch.equal(started[1], torch.zeros(2, 4, 4))
+    assert IterateBank(3).start_inner(torch.tensor([0]), u) is None  # nothing stored: cold
+
+    X, y = _images(n=8)
+    params = dict(operator=Blur(sigma=1.0, size=5),
+                  regularizer=TotalVariation(boundary="periodic", n_inner_warm=2), K=5, T=200,
+                  max_epochs=2, batch_size=4, random_state=0, solve_tol=1e-5)
+    est = ReTuneRegularizer(**params).fit(X, y)
+    assert est._iterate_bank._inner.shape == (8, 2, 16, 16)  # one dual per sample, 2 axes
+    # The kept dual changes where solves start, not where they end.
+    cold = ReTuneRegularizer(**params, reuse_iterates=False).fit(X, y)
+    np.testing.assert_allclose(est.weights_, cold.weights_, rtol=0.05)

@@ -17,13 +17,17 @@ class IterateBank:
 
     ``start(index, cold)`` returns the stored iterates of the samples
     ``index`` where there are some, and ``cold`` (the back-projection)
-    elsewhere; ``store(index, u)`` keeps the new ones.
+    elsewhere; ``store(index, u)`` keeps the new ones. With a warm inner
+    solver (``TotalVariation(n_inner_warm=k)``) the bank also keeps each
+    sample's inner state (the dual), ``store(index, u, inner)`` and
+    :meth:`start_inner`: zeros, the cold start, where none is stored.
     """
 
     def __init__(self, n_samples):
         self.n_samples = n_samples
         self._iterates = None
         self._filled = None
+        self._inner = None
 
     def start(self, index, cold):
         if self._iterates is None or self._iterates.shape[1:] != cold.shape[1:]:
@@ -34,10 +38,23 @@ class IterateBank:
         kept = self._iterates[index].to(device=cold.device, dtype=cold.dtype)
         return torch.where(filled.reshape((-1,) + (1,) * (cold.dim() - 1)), kept, cold)
 
-    def store(self, index, u):
+    def start_inner(self, index, like):
+        """The stored inner states of ``index`` in ``like``'s dtype and device (zeros,
+        the cold start, for samples without one), or None when none is stored."""
+        if self._inner is None or not bool(self._filled[index].any()):
+            return None
+        return self._inner[index].to(device=like.device, dtype=like.dtype)
+
+    def store(self, index, u, inner=None):
         u = u.detach()
         if self._iterates is None or self._iterates.shape[1:] != u.shape[1:]:
             self._iterates = u.new_zeros((self.n_samples, *u.shape[1:]))
             self._filled = torch.zeros(self.n_samples, dtype=torch.bool, device=u.device)
+            self._inner = None
         self._iterates[index] = u.to(self._iterates.dtype)
         self._filled[index] = True
+        if inner is not None:
+            inner = inner.detach()
+            if self._inner is None or self._inner.shape[1:] != inner.shape[1:]:
+                self._inner = inner.new_zeros((self.n_samples, *inner.shape[1:]))
+            self._inner[index] = inner.to(self._inner.dtype)

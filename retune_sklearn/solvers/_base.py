@@ -63,9 +63,10 @@ class FixedPointAlgorithm:
     #: Registry name (``solver=`` of the estimator).
     name = None
 
-    def init_state(self, u):
-        """A fresh state at the point ``u``."""
-        return {"u": u}
+    def init_state(self, u, inner=None):
+        """A fresh state at the point ``u``, the step map's inner solver at ``inner``
+        (None: a cold start)."""
+        return {"u": u, "inner": inner}
 
     def update(self, state, phi):
         """One iteration: a new state (``phi`` maps coefficients to coefficients)."""

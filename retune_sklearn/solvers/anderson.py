@@ -52,9 +52,9 @@ class AndersonAcceleration(FixedPointAlgorithm):
         self.m = m
         self.regularization = regularization
 
-    def init_state(self, u):
+    def init_state(self, u, inner=None):
         n = 1 if u.dim() == 0 else len(u)
-        return {"u": u, "inner": None, "x": u, "x_inner": None,
+        return {"u": u, "inner": inner, "x": u, "x_inner": inner,
                 "plain": torch.ones(n, dtype=torch.bool, device=u.device),
                 "safe_residual": torch.full((n,), float("inf"), dtype=u.dtype, device=u.device),
                 "history": [], "n_rejected": 0}

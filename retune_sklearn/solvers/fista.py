@@ -22,10 +22,10 @@ class FISTARestart(FixedPointAlgorithm):
 
     name = "fista"
 
-    def init_state(self, u):
+    def init_state(self, u, inner=None):
         n = () if u.dim() == 0 else (u.shape[0],)
         return {"u": u, "extrapolated": u, "t": torch.ones(n, dtype=u.dtype, device=u.device),
-                "inner": None, "extrapolated_inner": None, "step_norm": None}
+                "inner": inner, "extrapolated_inner": inner, "step_norm": None}
 
     def update(self, state, phi):
         u, extrapolated, t = state["u"], state["extrapolated"], state["t"]
