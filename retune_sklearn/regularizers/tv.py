@@ -27,8 +27,10 @@ class TotalVariation(Regularizer):
     n_inner_warm : int or None, default=None
         Opt-in warm dual: dual iterations per step inside the restarted
         (non-differentiated) blocks, the dual carried from one step to the
-        next (:meth:`prox_from` with ``warm=True``). None: every step runs
-        ``n_inner`` iterations from zero (a fixed map).
+        next (:meth:`prox_from` with ``warm=True``), and from one epoch to the
+        next with ``reuse_iterates`` (the iterate bank keeps each sample's
+        dual). None: every step runs ``n_inner`` iterations from zero (a
+        fixed map).
     boundary : {"periodic", "reflect"}, default="reflect"
         Finite differences that wrap around, or Neumann ones (``"reflect"``:
         the difference across the image border is 0, as in
