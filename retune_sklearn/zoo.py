@@ -188,6 +188,11 @@ def _noise_levels(noise_sigma, n, generator, dtype):
     return low + (high - low) * torch.rand(n, generator=generator, dtype=dtype)
 
 
+def _check_module(module):
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
+
+
 def _check_pretraining(clean, noise_sigma, epochs, batch_size, crop_size, augment,
                        lr_schedule):
     """``clean`` as float64 numpy; ValueError naming the first bad argument."""
@@ -292,8 +297,7 @@ def pretrain_denoiser(module, clean_patches, noise_sigma=0.1, epochs=10, *, batc
     module : torch.nn.Module
         The same module, trained.
     """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
+    _check_module(module)
     clean = _check_pretraining(clean_patches, noise_sigma, epochs, batch_size, crop_size,
                                augment, lr_schedule)
     reference = next(module.parameters(), None)
@@ -362,8 +366,7 @@ def local_lipschitz(module, x, sigma=None, n_iter=30, random_state=0):
     -------
     norms : torch.Tensor of shape (N,)
     """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
+    _check_module(module)
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise ValueError(f"n_iter must be a positive integer; got {n_iter!r}.")
     x = x.detach()

@@ -66,12 +66,14 @@ class ForwardBackward:
         probe = torch.zeros((1, *signal_shape), dtype=torch.float64)
         return tuple(self.regularizer.analysis(probe).shape[1:])
 
+    def gram(self, u):
+        """``W Aᵀ A W* u``: the data term's Hessian on the coefficients."""
+        x = self.regularizer.synthesis(u)
+        return self.regularizer.analysis(self.operator.adjoint(self.operator.forward(x)))
+
     def lipschitz(self, signal_shape, *, device="cpu", dtype=torch.float64):
         """``L = ‖A W*‖²``, the Lipschitz constant of the data-term gradient."""
-        def gram(u):
-            x = self.regularizer.synthesis(u)
-            return self.regularizer.analysis(self.operator.adjoint(self.operator.forward(x)))
-        return power_iteration(gram, self.coefficient_shape(signal_shape), device=device,
+        return power_iteration(self.gram, self.coefficient_shape(signal_shape), device=device,
                                dtype=dtype)
 
     def check_identity_gram(self, signal_shape, *, device="cpu", dtype=torch.float64):
@@ -85,8 +87,7 @@ class ForwardBackward:
         u = torch.randn((2, *self.coefficient_shape(signal_shape)), generator=generator,
                         dtype=torch.float64).to(device=device, dtype=dtype)
         with torch.no_grad():
-            gram = self.regularizer.analysis(self.operator.adjoint(self.operator.forward(
-                self.regularizer.synthesis(u))))
+            gram = self.gram(u)
         error = float((gram - u).flatten(1).norm(dim=1).max() / u.flatten(1).norm(dim=1).min())
         self.identity_gram = error <= 100 * torch.finfo(dtype).eps
         return self.identity_gram
