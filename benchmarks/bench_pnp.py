@@ -65,8 +65,9 @@ PRETRAIN_SIGMAS = (0.0, 0.15)
 #: The zoo denoisers and their pre-training: patches of 64×64 cut from the training
 #: photos, ``crop`` × ``crop`` windows, batches of 16, Adam at each (rate, epochs) stage.
 #: The DnCNN keeps the recipe of the previous report (no symmetries, two constant rates):
-#: trained on 3000 patches with symmetries and a cosine rate, the same network denoised
-#: better but made PnP deblurring diverge at σ ≤ 0.03 (as the SmallUNet does below).
+#: in exploratory runs (not committed), the same network trained on 3000 patches with
+#: symmetries and a cosine rate made PnP deblurring diverge at low σ, as the SmallUNet
+#: fails below.
 FULL_DENOISERS = dict(
     unet=dict(cls="SmallUNet", args=dict(channels=24, levels=3), patches=3000, crop=40,
               stages=((1e-3, 8),), augment=True, lr_schedule="cosine"),
