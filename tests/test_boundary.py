@@ -97,6 +97,26 @@ def test_neumann_differences_match_numpy_diff_and_have_norm_at_most_two_per_axis
     assert np.linalg.norm(neumann_difference_matrix(50), 2) ** 2 < 4
 
 
+@pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+@pytest.mark.parametrize("shape", [(2, 7), (2, 6, 5), (2, 3, 6, 5)])  # 1-D, 2-D, colour
+def test_differences_match_numpy_and_their_adjoint_on_every_layout(boundary, shape):
+    x = RNG.standard_normal(shape)
+    axes = (-1,) if len(shape) == 2 else (-2, -1)
+    grad = _gradient(torch.as_tensor(x), axes, boundary).numpy()
+    for i, axis in enumerate(axes):
+        after = np.roll(x, -1, axis) if boundary == "periodic" else np.concatenate(
+            [np.take(x, range(1, x.shape[axis]), axis), np.take(x, [-1], axis)], axis)
+        np.testing.assert_allclose(grad[:, i], after - x, rtol=0, atol=1e-15)
+    dual = RNG.standard_normal(grad.shape)
+    if boundary == "reflect":  # the last difference is 0: its dual entry is unused
+        for i, axis in enumerate(axes):
+            index = [slice(None)] * dual.ndim
+            index[1], index[axis] = i, -1
+            dual[tuple(index)] = 0
+    adjoint = _gradient_adjoint(torch.as_tensor(dual), axes, boundary).numpy()
+    np.testing.assert_allclose((grad * dual).sum(), (x * adjoint).sum(), rtol=1e-13)
+
+
 def test_reflect_tikhonov_prox_is_the_dense_neumann_solve():
     height, width, weight = 6, 5, 0.7
     d_rows, d_cols = neumann_difference_matrix(height), neumann_difference_matrix(width)

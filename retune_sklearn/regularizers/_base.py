@@ -1,5 +1,8 @@
 """The regularizer contract: :class:`Regularizer`, and the helpers regularizers share."""
 
+import functools
+import operator
+
 import torch
 
 from .._params import ParameterObject, spatial_ndim
@@ -132,21 +135,34 @@ def _gradient(x, axes, boundary="periodic"):
     last difference along each axis to 0, as the symmetric extension
     ``x[N] = x[N-1]`` does (Chambolle's discretization, skimage's
     ``denoise_tv_chambolle``). Both have ``‖D‖² ≤ 4`` per axis.
+
+    Written for few tensor operations (the TV prox calls this and its
+    adjoint 20 times per step on small images, where each op's dispatch
+    costs about as much as its arithmetic).
     """
     if boundary != "reflect":
-        return torch.stack([torch.roll(x, -1, axis) - x for axis in axes], dim=1)
-    return torch.stack([torch.cat([torch.diff(x, dim=axis), torch.zeros_like(x.narrow(axis, 0, 1))],
-                                  dim=axis) for axis in axes], dim=1)
+        # stack then one in-place subtraction, not one per axis.
+        return torch.stack([x.roll(-1, axis) for axis in axes], dim=1).sub_(x.unsqueeze(1))
+    return torch.stack([torch.diff(x, dim=axis, append=x.narrow(axis, -1, 1)) for axis in axes],
+                       dim=1)
 
 
 def _gradient_adjoint(q, axes, boundary="periodic"):
     """Adjoint of :func:`_gradient` (minus the matching divergence)."""
     if boundary != "reflect":
-        return sum(torch.roll(q[:, i], 1, axis) - q[:, i] for i, axis in enumerate(axes))
-    total = 0
+        # (Dᵀq)_j = Σ_axis q_{j-1} − q_j, the q_j summed over the axes in one op.
+        shifted = [q[:, i].roll(1, axis) for i, axis in enumerate(axes)]
+        return functools.reduce(operator.add, shifted) - q.sum(dim=1)
+    terms = []
     for i, axis in enumerate(axes):
-        # (Dᵀq)_j = q_{j-1} − q_j with q_{-1} = 0 and the (always zero) last difference ignored.
-        inner = q[:, i].narrow(axis, 0, q.shape[axis] - 1)
-        zero = torch.zeros_like(q[:, i].narrow(axis, 0, 1))
-        total = total + torch.cat([zero, inner], dim=axis) - torch.cat([inner, zero], dim=axis)
-    return total
+        # (Dᵀq)_j = q_{j-1} − q_j with q_{-1} = q_{N-1} = 0 (the last difference is
+        # always zero, and ignored): zero-pad q_0 … q_{N-2} on both sides.
+        size = q.shape[axis]
+        padded = _pad_axis(q[:, i].narrow(axis, 0, size - 1), axis, 1, 1)
+        terms.append(padded.narrow(axis, 0, size) - padded.narrow(axis, 1, size))
+    return functools.reduce(operator.add, terms)
+
+
+def _pad_axis(x, axis, before, after):
+    """Zero-pad ``x`` along one (negative) ``axis``."""
+    return torch.nn.functional.pad(x, (0, 0) * (-axis - 1) + (before, after))

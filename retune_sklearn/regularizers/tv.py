@@ -140,9 +140,9 @@ class TotalVariation(Regularizer):
                     u - _gradient_adjoint(extrapolated, axes, self.boundary), axes,
                     self.boundary), alpha=step), radii)
             t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
-            # The first momentum factor is (1 − 1)/t = 0, and the last is unused.
-            extrapolated = q_next if k in (0, n_iter - 1) else (
-                q_next + ((t - 1) / t_next) * (q_next - q))
+            # q_next + β(q_next − q) as one lerp; the first β is (1 − 1)/t = 0, the last unused.
+            extrapolated = q_next if k in (0, n_iter - 1) else torch.lerp(
+                q, q_next, 1 + (t - 1) / t_next)
             q, t = q_next, t_next
         return q
 
