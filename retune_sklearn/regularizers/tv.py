@@ -22,15 +22,15 @@ class TotalVariation(Regularizer):
         Isotropic TV ``λ Σ_p ‖(∇x)_p‖₂`` or anisotropic ``Σ_axis λ_axis ‖∇_axis x‖₁``.
     n_inner : int, default=20
         Dual iterations of each prox (:meth:`prox`: from zero; with a warm
-        dual, the differentiated steps and residual checks start them from
-        the dual the restarted blocks reached).
+        dual, the residual checks and the implicit mode start them from the
+        dual the restarted blocks reached).
     n_inner_warm : int or None, default=None
-        Opt-in warm dual: dual iterations per step inside the restarted
-        (non-differentiated) blocks, the dual carried from one step to the
-        next (:meth:`prox_from` with ``warm=True``), and from one epoch to the
-        next with ``reuse_iterates`` (the iterate bank keeps each sample's
-        dual). None: every step runs ``n_inner`` iterations from zero (a
-        fixed map).
+        Opt-in warm dual: dual iterations per step, the dual carried from
+        one step to the next (:meth:`prox_from` with ``warm=True``) through
+        the restarted blocks and the differentiated last block, and from one
+        epoch to the next with ``reuse_iterates`` (the iterate bank keeps
+        each sample's dual). None: every step runs ``n_inner`` iterations
+        from zero (a fixed map).
     boundary : {"periodic", "reflect"}, default="reflect"
         Finite differences that wrap around, or Neumann ones (``"reflect"``:
         the difference across the image border is 0, as in
@@ -61,8 +61,11 @@ class TotalVariation(Regularizer):
     point the dual solves the prox's dual problem, so the primal is the
     exact prox, whereas ``n_inner`` steps from zero have a fixed point about
     1 % away from it on the deblurring benchmark. The differentiated last
-    block runs ``n_inner`` iterations from the dual reached (a constant for
-    JFB): a fixed map with the same fixed point. A step is ~``n_inner / k``
+    block continues the joint iteration from the state reached (JFB through
+    ``K`` steps of the operator whose fixed point was found, the dual
+    differentiated too); residual checks and the implicit mode use the fixed
+    map running ``n_inner`` iterations from the dual reached, which has the
+    same fixed point. A step is ~``n_inner / k``
     times cheaper, but the dual converges slowly when the weight is large:
     measured 1.3× / 2.1× less CPU for whole solves to a residual of 1e-4 on
     the deblurring / inpainting benchmarks (λ = 0.004, 0.01), 5–25× *more* on
