@@ -26,7 +26,7 @@ from .learning.adaptive import WeightAdaptation, reference_statistic
 from .learning.losses import LOSSES
 from .learning.initialization import search_common_exponent, search_common_scale
 from .learning.parameters import Theta, initial_theta, noise_scale, theta_from_values
-from .learning.warm_start import IterateBank
+from .learning.warm_start import IterateBank, NearestStarts
 from .metrics import psnr_per_sample
 from .reconstruct import build_problem, solve_batch
 from .solvers import make_solver, relative_residual
@@ -138,10 +138,16 @@ class ModelSteps:
         batch = torch.as_tensor(np.unique(np.linspace(0, len(X_t) - 1, size).astype(int)),
                                 device=X_t.device)
         X_b, y_b = X_t[batch], y_t[batch]
+        # Each solve starts from the solutions at the nearest point evaluated (valid only
+        # for solves to a tolerance, as the iterate bank of training).
+        starts = (NearestStarts(int(X_b.index.max()) + 1) if self.reuse_iterates
+                  and self.solve_tol is not None and X_b.index is not None else None)
 
         def loss_at(log_weights, exponents=theta.exponents):
             trial = Theta(log_weights, theta.step_logit, theta.network, exponents)
-            return self._batch_loss(X_b, y_b, problem, trial, "none")
+            point = log_weights if exponents is None else torch.cat([log_weights, exponents])
+            bank = None if starts is None else starts.bank_near(point)
+            return self._batch_loss(X_b, y_b, problem, trial, "none", bank=bank)
         factor, _ = search_common_scale(loss_at, theta.log_weights.detach())
         with torch.no_grad():
             theta.log_weights.add_(math.log(factor))
@@ -258,20 +264,22 @@ class ModelSteps:
         check_implicit_solver(self.implicit_solver, self.hypergradient, regularizer)
         return build_problem(operator, regularizer, y_shape, X_shape, self.device, self.dtype)
 
-    def _solve(self, X_b, problem, theta, hypergradient):
-        """Reconstruct a batch (see ``K``, ``T``, ``solve_tol``), then ``W* u``."""
+    def _solve(self, X_b, problem, theta, hypergradient, bank=None):
+        """Reconstruct a batch (see ``K``, ``T``, ``solve_tol``), then ``W* u``; the
+        solves start from ``bank``, or in training from the fit's iterate bank."""
         session = getattr(self, "_session", None)
+        if bank is None and session is not None and hypergradient != "none":
+            bank = session.bank
         u = solve_batch(X_b, problem, theta, self._solve_options(), hypergradient,
-                        report=None if session is None else session.report,
-                        bank=None if session is None or hypergradient == "none"
-                        else session.bank)
+                        report=None if session is None else session.report, bank=bank)
         return problem.model.regularizer.synthesis(u)
 
-    def _batch_loss(self, X_b, y_b, problem, theta, hypergradient):
+    def _batch_loss(self, X_b, y_b, problem, theta, hypergradient, bank=None):
         """Training loss of a batch (see ``loss``), divided by the loss scale of the fit."""
         session = getattr(self, "_session", None)
         scale = 1.0 if session is None else session.loss_scale
-        return LOSSES[self.loss](self._solve(X_b, problem, theta, hypergradient), y_b) / scale
+        return LOSSES[self.loss](self._solve(X_b, problem, theta, hypergradient, bank),
+                                 y_b) / scale
 
     def _validation_score(self, X_val, y_val, problem, theta):
         """Mean PSNR (dB) of the reconstructions of the held-out samples."""

@@ -155,7 +155,9 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         resolution) with the lowest training loss on one batch, before the
         first Adam step: short fits then start at the right order of
         magnitude (``init_scale_``); with ``adaptive_weights``, then the
-        common exponent of the statistic.
+        common exponent of the statistic. With ``reuse_iterates`` (and a
+        ``solve_tol``) each of the search's solves starts from the
+        solutions at the nearest factor already tried.
     adaptive_weights : {None, "noise", "detail"}, default=None
         Per-sample weights that follow a statistic ``s`` of each measurement:
         ``λ_g(X_i) = weights_[g] · (s(X_i) / statistic_reference_)^β_g``,

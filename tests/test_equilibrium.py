@@ -282,6 +282,33 @@ def test_two_epochs_learn_far_above_the_noisy_input():
     assert est.score(X, y) > noisy + 5
 
 
+def test_nearest_starts_hand_out_copies_of_the_nearest_evaluated_point():
+    from retune_sklearn.learning.warm_start import NearestStarts
+
+    starts = NearestStarts(2)
+    first = starts.bank_near(torch.tensor([0.0]))
+    assert first.start(torch.tensor([0, 1]), torch.zeros(2, 3)).abs().sum() == 0  # cold
+    first.store(torch.tensor([0, 1]), torch.ones(2, 3))
+    starts.bank_near(torch.tensor([5.0])).store(torch.tensor([0, 1]), torch.full((2, 3), 5.0))
+    near_first = starts.bank_near(torch.tensor([1.0]))
+    assert torch.equal(near_first.start(torch.tensor([1]), torch.zeros(1, 3)), torch.ones(1, 3))
+    near_first.store(torch.tensor([1]), torch.full((1, 3), 2.0))  # a copy: first is unchanged
+    assert torch.equal(first.start(torch.tensor([1]), torch.zeros(1, 3)), torch.ones(1, 3))
+
+
+def test_warm_started_scale_search_chooses_the_cold_searchs_scale():
+    """Each solve of the search starts from its neighbour's equilibrium; the solves run
+    to a tolerance, so the chosen factor (and the fit) is that of cold solves."""
+    X, y = _images(n=3, d=12)
+    common = dict(operator=Blur(sigma=0.7, size=3), regularizer=WaveletL1("haar", levels=2),
+                  K=3, T=100, max_epochs=1, learning_rate=1e-12, dtype="float64",
+                  solve_tol=1e-6, random_state=0)
+    warm = ReTuneRegularizer(**common).fit(X, y)
+    cold = ReTuneRegularizer(**common, reuse_iterates=False).fit(X, y)
+    assert warm.init_scale_ == cold.init_scale_ != 1.0
+    np.testing.assert_allclose(warm.weights_, cold.weights_, rtol=1e-6)
+
+
 # ------------------------------------------------------------------ warm TV dual
 def _tv_deblurring(n_inner_warm, n_inner=20):
     rng = np.random.default_rng(4)
@@ -310,6 +337,30 @@ def test_warm_tv_dual_reaches_the_exact_minimizer(solver):
     assert float(relative_residual(last_map, u).max()) < 1e-7  # the last block's fixed map
     exact, off = (float(relative_residual(phi_exact, v).max()) for v in (u, cold))
     assert exact < 1e-6 < 1e-5 < off, (exact, off)
+
+
+def test_the_last_block_continues_the_warm_primal_dual_iteration():
+    """With the warm dual, JFB differentiates K steps of the joint (primal, dual)
+    iteration from the state the restarted blocks reached (checked against that
+    loop written out), not K full inner solves from a frozen dual."""
+    phi, u0 = _tv_deblurring(2)
+    weights = phi.params.weights.requires_grad_()
+    u = restarted_solve(phi, u0, K=3, T=3, hypergradient="jfb", solver=PlainIteration())
+    with torch.no_grad():
+        v, dual = u0, None
+        for _ in range(6):  # the two restarted blocks
+            v, dual = phi.warm(v, dual)
+    start, frozen_dual = v, dual
+    for _ in range(3):
+        v, dual = phi.warm(v, dual)
+    torch.testing.assert_close(u, v, rtol=0, atol=1e-14)
+    (gradient,) = torch.autograd.grad(u.square().sum(), weights)
+    (expected,) = torch.autograd.grad(v.square().sum(), weights)
+    torch.testing.assert_close(gradient, expected, rtol=1e-12, atol=0)
+    anchored = start
+    for _ in range(3):
+        anchored = phi.anchored(frozen_dual)(anchored)
+    assert float((anchored - u).abs().max()) > 1e-6  # the other reading of "last block"
 
 
 def test_anderson_solves_a_linear_fixed_point_like_gmres():

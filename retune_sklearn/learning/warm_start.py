@@ -7,9 +7,11 @@ when solves run to a tolerance (then the start changes the cost, not the
 result); the estimator uses it only with ``tol``.
 """
 
+import copy
+
 import torch
 
-__all__ = ["IterateBank"]
+__all__ = ["IterateBank", "NearestStarts"]
 
 
 class IterateBank:
@@ -58,3 +60,31 @@ class IterateBank:
             if self._inner is None or self._inner.shape[1:] != inner.shape[1:]:
                 self._inner = inner.new_zeros((self.n_samples, *inner.shape[1:]))
             self._inner[index] = inner.to(self._inner.dtype)
+
+
+class NearestStarts:
+    """Iterate banks of the points a search evaluated, to start each new solve
+    from the solutions at the nearest point evaluated before.
+
+    The searches of the initial weights (:mod:`.initialization`) solve one batch
+    at a dozen weight vectors a factor √2–2 apart; starting each solve from its
+    neighbour's equilibrium instead of the back-projection cuts its restarted
+    blocks, not its result (solves run to a tolerance).
+    """
+
+    def __init__(self, n_samples):
+        self.n_samples = n_samples
+        self._banks = []  # (point, IterateBank)
+
+    def bank_near(self, point):
+        """A bank holding the solutions at the evaluated point nearest to ``point``
+        (max-norm distance; an empty bank at first); it is kept as ``point``'s and
+        receives that solve's solutions."""
+        point = point.detach().clone()
+        if self._banks:
+            nearest = min(self._banks, key=lambda pb: float((pb[0] - point).abs().max()))[1]
+            bank = copy.deepcopy(nearest)
+        else:
+            bank = IterateBank(self.n_samples)
+        self._banks.append((point, bank))
+        return bank
