@@ -140,8 +140,8 @@ class ModelSteps:
         X_b, y_b = X_t[batch], y_t[batch]
         # Each solve starts from the solutions at the nearest point evaluated (valid only
         # for solves to a tolerance, as the iterate bank of training).
-        starts = (NearestStarts(int(X_b.index.max()) + 1) if self.reuse_iterates
-                  and self.solve_tol is not None and X_b.index is not None else None)
+        starts = (NearestStarts(int(X_b.index.max()) + 1)
+                  if self._reuses_iterates() and X_b.index is not None else None)
 
         def loss_at(log_weights, exponents=theta.exponents):
             trial = Theta(log_weights, theta.step_logit, theta.network, exponents)
@@ -248,11 +248,16 @@ class ModelSteps:
         return residual, estimate_contraction(phi, u, options.K if block else 1,
                                               n_iter=CONTRACTION_ITER)
 
+    def _reuses_iterates(self):
+        """Whether solves may start from earlier solutions: only solves to a
+        tolerance reach the same equilibrium from any start."""
+        return bool(self.reuse_iterates) and self.solve_tol is not None
+
     def _iterate_bank_for(self, n_samples, proceed):
         """The warm-start iterates of this fit: kept by ``partial_fit``, new for ``fit``;
         None without ``reuse_iterates`` or ``solve_tol`` (a fixed-budget solve
         must start from the back-projection every time)."""
-        if not self.reuse_iterates or self.solve_tol is None:
+        if not self._reuses_iterates():
             return None
         bank = getattr(self, "_iterate_bank", None) if proceed else None
         return bank if bank is not None and bank.n_samples == n_samples else IterateBank(n_samples)
