@@ -12,6 +12,8 @@ torch thread, step size 1 (``L = 1`` for all three), one weight per subband:
 
 * denoise: ``u <- soft(u - tau W(W* u - y))``;
 * deblur: the same with ``A`` a circular Gaussian blur (sigma 1.5) by FFT;
+  every variant applies ``AᵀA`` (one FFT pair with ``|OTF|²``) to ``W* u`` and
+  subtracts ``Aᵀy`` computed once, as the package's solvers do;
 * inpaint + TI frame: ``A`` a 50 % pixel mask and ``W`` the cycle-spun
   Parseval frame with 2 shifts per axis (4 copies).
 
@@ -21,7 +23,8 @@ Variants, all timed in the same process, interleaved, on the same data:
   runs, with the conv transforms (``old``: ``_use_matrix = False``, the
   transform code path before the matrix products; the rest of the step, the
   frame methods and the clamp soft threshold, is today's) or the matrix
-  products (``new``);
+  products (``new``); ``new, Aᵀ(Ax−y)``: the same step with the gradient as
+  ``Aᵀ(A x − y)``, without ``Aᵀy`` precomputed (the step before ``normal``);
 * transforms only: the hand-written loop below with its wavelet transform
   replaced by the package's (`forward`/`inverse` or the frame methods);
 * hand-written: dense matrices per level and axis built from pywt
@@ -138,30 +141,31 @@ def _soft(v, t):
 # --- problems -------------------------------------------------------------------------
 
 def _problem(name, dtype):
-    """Operator, measurements and a hand-written (A, A^T) for one problem."""
+    """Operator, measurements and a hand-written (A^T, A^T A) for one problem."""
     gen = torch.Generator().manual_seed(0)
     shape = (BATCH, SIZE, SIZE)
     x_true = torch.rand(shape, generator=gen, dtype=dtype)
     if name == "denoise":
         operator = Identity()
-        hand = (lambda x: x), (lambda r: r)
+        hand = (lambda r: r), (lambda x: x)
     elif name == "deblur":
         operator = Blur(sigma=SIGMA)
         otf = torch.fft.rfft2(torch.as_tensor(operator.padded_kernel((SIZE, SIZE)), dtype=dtype))
-        otf_c = otf.conj()
-        hand = ((lambda x: torch.fft.irfft2(torch.fft.rfft2(x) * otf, s=(SIZE, SIZE))),
-                (lambda r: torch.fft.irfft2(torch.fft.rfft2(r) * otf_c, s=(SIZE, SIZE))))
+        otf_c, otf_gram = otf.conj(), otf.abs().square()
+        hand = ((lambda r: torch.fft.irfft2(torch.fft.rfft2(r) * otf_c, s=(SIZE, SIZE))),
+                (lambda x: torch.fft.irfft2(torch.fft.rfft2(x) * otf_gram, s=(SIZE, SIZE))))
     else:
         operator = Inpainting(keep_prob=0.5, random_state=0)
         mask = torch.as_tensor(operator.mask_array((SIZE, SIZE)), dtype=dtype)
-        hand = (lambda x: x * mask), (lambda r: r * mask)
+        hand = (lambda r: r * mask), (lambda x: x * mask)
     y = operator.forward(x_true) + 0.02 * torch.randn(shape, generator=gen, dtype=dtype)
     return operator, y, hand
 
 
 def _variants(name, dtype):
     """``{label: step}`` for one problem, plus the start point and the threshold map."""
-    operator, y, (fwd, adj) = _problem(name, dtype)
+    operator, y, (adj, gram) = _problem(name, dtype)
+    back_projection = adj(y)
     frame = name == "inpaint + TI frame"
     reg_kw = dict(wavelet=WAVELET, levels=LEVELS, weights="subband",
                   translation_invariant=frame, n_shifts=N_SHIFTS)
@@ -175,11 +179,15 @@ def _variants(name, dtype):
     for label, reg in regs.items():
         reg._transform(2)._use_matrix = label != "package old"
         fb = ForwardBackward(operator, reg)
-        steps[label] = (lambda fb: lambda u: fb.step(u, y, weights, TAU))(fb)
+        aty = fb.back_projection(y)  # as in a fit: once per batch
+        steps[label] = (lambda fb, aty: lambda u: fb.step(u, y, weights, TAU,
+                                                          back_projection=aty))(fb, aty)
+    # Today's step with the gradient as Aᵀ(A x − y) (A, then Aᵀ: two FFT pairs when deblurring).
+    steps["package new, Aᵀ(Ax−y)"] = (lambda fb: lambda u: fb.step(u, y, weights, TAU))(fb)
 
     def loop(analysis, synthesis):
         def step(u):
-            v = u - TAU * analysis(adj(fwd(synthesis(u)) - y))
+            v = u - TAU * analysis(gram(synthesis(u)) - back_projection)
             return _soft(v, thresholds)
         return step
 

@@ -84,7 +84,8 @@ def step_parameters(X_b, problem, theta):
     """θ and the batch ``X_b`` as the :class:`StepParameters` of ``φ_θ``."""
     return StepParameters(X_b.values, batch_weights(X_b, problem, theta),
                           theta.stepsize(problem.lipschitz, problem.dtype),
-                          theta.network, X_b.mask)
+                          theta.network, X_b.mask,
+                          problem.model.back_projection(X_b.values, X_b.mask))
 
 
 def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=None,

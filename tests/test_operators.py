@@ -204,3 +204,54 @@ def test_dot_test_in_float32_accepts_correct_operators_and_rejects_wrong_ones():
     operator = type("Off", (ScaledAdjointBlur,), {"offset": 1e-3})(kernel=kernel)
     with pytest.raises(ValueError, match="is not the adjoint"):
         check_adjoint(operator, (128, 128), dtype=torch.float32)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_normal_is_the_dense_gram_matrix(shape):
+    """``normal`` (the solvers' ``AᵀA``, one FFT pair for a periodic blur) against
+    ``DᵀD`` of the dense matrix, for every operator and both blur boundaries."""
+    from retune_sklearn.operators import Downsampling
+
+    ndim = 1 if len(shape) == 1 else 2
+    extra = [Blur(sigma=1.0, boundary="reflect")]
+    if all(s % 2 == 0 for s in shape[-ndim:]):
+        extra.append(Downsampling(2))
+    x = torch.randn((3, *shape), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for operator in operators_for(shape) + extra:
+        dense = dense_matrix(operator, shape)
+        expected = (x.reshape(3, -1).numpy() @ (dense.T @ dense).T).reshape(x.shape)
+        np.testing.assert_allclose(operator.normal(x).numpy(), expected, atol=1e-12,
+                                   err_msg=repr(operator))
+
+
+def test_dot_test_rejects_a_wrong_normal():
+    from retune_sklearn.operators import check_adjoint
+
+    class WrongNormalBlur(Blur):
+        def normal(self, x):
+            return 1.001 * super().normal(x)
+
+    with pytest.raises(ValueError, match="WrongNormalBlur.normal is not"):
+        check_adjoint(WrongNormalBlur(sigma=1.0), (16, 16))
+
+
+@pytest.mark.parametrize("operator", [Blur(sigma=1.5), Blur(sigma=1.5, boundary="reflect"),
+                                      Identity(), Inpainting(keep_prob=0.5)])
+def test_a_step_from_the_back_projection_equals_the_residual_step(operator):
+    """``u − τ W(AᵀA x − Aᵀy)`` (what the solvers run) against ``u − τ W Aᵀ(A x − y)``."""
+    from retune_sklearn.regularizers import TotalVariation, WaveletL1
+    from retune_sklearn.solvers import ForwardBackward
+
+    generator = torch.Generator().manual_seed(0)
+    y = torch.rand((2, 16, 16), generator=generator, dtype=torch.float64)
+    for regularizer in (WaveletL1(wavelet="haar", levels=2), TotalVariation()):
+        model = ForwardBackward(operator, regularizer)
+        u = model.initial_point(y) + 0.1
+        weights, tau = torch.tensor([0.05]), torch.tensor(0.7)
+        if isinstance(regularizer, WaveletL1):
+            weights = torch.full((len(regularizer.weight_names((16, 16))),), 0.05)
+        back_projection = model.back_projection(y)
+        assert back_projection is not None
+        fast = model.step(u, y, weights, tau, back_projection=back_projection)
+        torch.testing.assert_close(fast, model.step(u, y, weights, tau), rtol=0, atol=1e-12)
+        assert model.back_projection(y, mask=torch.ones_like(y)) is None  # masked: old path

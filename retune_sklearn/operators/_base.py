@@ -70,7 +70,8 @@ def check_adjoint(operator, signal_shape, *, n_samples=2, rtol=None, device="cpu
     adjoint makes the forward–backward iterations minimize the wrong energy
     (or diverge) without any other symptom, so the estimator runs this test at
     ``fit``. It also checks that neither map modifies its input in place (the
-    estimator hands them tensors that share memory with your data).
+    estimator hands them tensors that share memory with your data), and that an
+    overridden ``normal`` equals ``adjoint`` after ``forward``.
 
     The error of a pair is ``|⟨A x, z⟩ − ⟨x, Aᵀ z⟩| / s`` with
     ``s = max(‖A x‖ ‖z‖ / √M, ‖x‖ ‖Aᵀ z‖ / √N)`` (``N``, ``M``: entries of a
@@ -103,7 +104,8 @@ def check_adjoint(operator, signal_shape, *, n_samples=2, rtol=None, device="cpu
     ------
     ValueError
         If ``forward`` or ``adjoint`` returns the wrong shape or non-finite
-        values, modifies its input, or if the error exceeds ``rtol``.
+        values, modifies its input, or if the error (or that of an overridden
+        ``normal``) exceeds ``rtol``.
     """
     name = type(operator).__name__
     signal_shape = tuple(signal_shape)
@@ -152,7 +154,24 @@ def check_adjoint(operator, signal_shape, *, n_samples=2, rtol=None, device="cpu
                          f"gives ⟨A x, z⟩ = {float(lhs[worst]):.6g} but ⟨x, Aᵀ z⟩ = "
                          f"{float(rhs[worst]):.6g} (relative error {error:.1e} > "
                          f"rtol={rtol:g}) on random signals of shape {signal_shape}. {hint}")
+    _check_normal(operator, x, ax, rtol)
     return error
+
+
+def _check_normal(operator, x, ax, rtol):
+    """Check an overridden ``normal`` (``AᵀA``) against ``adjoint`` of ``ax = forward(x)``."""
+    normal = getattr(type(operator), "normal", None)
+    if normal is None or normal is LinearOperator.normal:
+        return
+    with torch.no_grad():
+        expected, got = operator.adjoint(ax), operator.normal(x)
+    name = type(operator).__name__
+    scale = expected.flatten(1).norm(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+    error = float(((got - expected).flatten(1).norm(dim=1) / scale).max())
+    if not error <= rtol:
+        raise ValueError(f"{name}.normal is not {name}.adjoint after {name}.forward "
+                         f"(relative error {error:.1e} > rtol={rtol:g}); fix or remove "
+                         "the override.")
 
 
 class LinearOperator(ParameterObject):
@@ -176,6 +195,15 @@ class LinearOperator(ParameterObject):
         """Apply ``Aᵀ`` to a batch ``z`` of shape ``(n, *measurement_shape)``."""
         raise NotImplementedError
 
+    def normal(self, x):
+        """Apply ``AᵀA`` to a batch ``x`` of signals.
+
+        The gradient step of the solvers uses it (with ``Aᵀy`` computed once
+        per batch); subclasses with a cheaper product than :meth:`adjoint`
+        after :meth:`forward` override it.
+        """
+        return self.adjoint(self.forward(x))
+
     def measurement_shape(self, signal_shape):
         """Shape of one measurement for a signal of shape ``signal_shape``."""
         return tuple(signal_shape)
@@ -187,6 +215,6 @@ class LinearOperator(ParameterObject):
         form override it.
         """
         self.check_signal_shape(signal_shape)
-        gram = power_iteration(lambda x: self.adjoint(self.forward(x)),
+        gram = power_iteration(self.normal,
                                tuple(signal_shape), device=device, dtype=dtype)
         return math.sqrt(max(gram, 0.0))

@@ -140,32 +140,42 @@ class Blur(LinearOperator):
         """
         return tuple((k - 1 - k // 2, k // 2) for k in self.kernel_shape(ndim))
 
-    def _circular(self, x, conjugate, ndim):
+    def _circular(self, x, ndim, transfer="kernel"):
+        """Multiply ``x``'s spectrum by a transfer function: the kernel's (``A``), its
+        conjugate (``Aᵀ``) or its squared modulus (``AᵀA`` in one FFT pair)."""
         spatial = tuple(x.shape[-ndim:])
         otf = self._transfer_function(spatial, x.device, x.dtype)
-        if conjugate:
+        if transfer == "conjugate":
             otf = otf.conj()
+        elif transfer == "gram":
+            otf = self._cached(("gram", spatial, str(x.device), x.dtype),
+                               lambda: otf.abs().square())
         axes = tuple(range(-ndim, 0))
         return torch.fft.irfftn(torch.fft.rfftn(x, dim=axes) * otf, s=spatial, dim=axes)
 
     def _apply(self, x, conjugate):
         ndim = 1 if x.dim() == 2 else 2
         if self.boundary != "reflect":
-            return self._circular(x, conjugate, ndim)
+            return self._circular(x, ndim, "conjugate" if conjugate else "kernel")
         pads = self.reflect_pads(ndim)
         # The pads are at most the kernel's radius, so the circular wrap-around on the
         # padded grid only reaches the margins: forward = crop ∘ circ ∘ pad, adjoint reversed.
         if conjugate:
             flat = [p for before_after in reversed(pads) for p in before_after]
-            return pad_reflect_adjoint(self._circular(F.pad(x, flat), True, ndim), pads)
+            return pad_reflect_adjoint(self._circular(F.pad(x, flat), ndim, "conjugate"), pads)
         crop = (Ellipsis,) + tuple(slice(b, b + s) for (b, _), s in zip(pads, x.shape[-ndim:]))
-        return self._circular(pad_reflect(x, pads), False, ndim)[crop]
+        return self._circular(pad_reflect(x, pads), ndim)[crop]
 
     def forward(self, x):
         return self._apply(x, conjugate=False)
 
     def adjoint(self, z):
         return self._apply(z, conjugate=True)
+
+    def normal(self, x):
+        if self.boundary == "reflect":  # pad and crop sit between the two convolutions
+            return super().normal(x)
+        return self._circular(x, 1 if x.dim() == 2 else 2, "gram")
 
     def _dct_diagonal(self, ndim):
         """Whether the reflect convolution is diagonal in the DCT-II basis (odd, even kernel)."""

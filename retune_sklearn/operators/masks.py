@@ -19,6 +19,9 @@ class Identity(LinearOperator):
     def adjoint(self, z):
         return z
 
+    def normal(self, x):
+        return x
+
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
         return 1.0
 
@@ -103,6 +106,9 @@ class Inpainting(LinearOperator):
 
     def adjoint(self, z):
         return z * self._mask_tensor(z)
+
+    def normal(self, x):
+        return x * self._mask_tensor(x)  # the 0/1 mask is idempotent
 
     def norm(self, signal_shape, *, device="cpu", dtype=torch.float64):
         self.check_signal_shape(signal_shape)

@@ -29,7 +29,9 @@ class StepParameters:
     ``weights`` are the positive λ_g, of shape ``(G,)`` or ``(n_samples, G)``;
     ``network`` the regularizer's own tensors (empty for classical ones);
     ``mask`` (0/1, shaped like ``measurements``) restricts the data term to
-    the observed entries.
+    the observed entries; ``back_projection`` is ``Aᵀ y`` (None: computed by
+    each step), so that a step applies ``AᵀA`` (:meth:`LinearOperator.normal
+    <retune_sklearn.operators.LinearOperator.normal>`) instead of ``A`` then ``Aᵀ``.
     """
 
     measurements: torch.Tensor
@@ -37,6 +39,7 @@ class StepParameters:
     stepsize: torch.Tensor
     network: dict
     mask: Optional[torch.Tensor] = None
+    back_projection: Optional[torch.Tensor] = None
 
 
 class ForwardBackward:
@@ -92,29 +95,43 @@ class ForwardBackward:
         self.identity_gram = error <= 100 * torch.finfo(dtype).eps
         return self.identity_gram
 
-    def step(self, u, measurements, weights, stepsize, network=None, mask=None):
+    def back_projection(self, measurements, mask=None):
+        """``Aᵀ y`` for :attr:`StepParameters.back_projection`; None with a ``mask``
+        (the masked step keeps ``Aᵀ(mask ⊙ (A x − y))``)."""
+        if mask is not None or not hasattr(self.operator, "normal"):  # duck-typed operator
+            return None
+        return self.operator.adjoint(measurements)
+
+    def step(self, u, measurements, weights, stepsize, network=None, mask=None,
+             back_projection=None):
         """One step ``φ_θ(u)`` (see :class:`StepParameters` for the arguments)."""
-        v = self._gradient_step(u, measurements, stepsize, mask)
+        v = self._gradient_step(u, measurements, stepsize, mask, back_projection)
         return self.regularizer.prox(v, stepsize * weights, network or {})
 
     def step_from(self, u, params, inner=None, *, warm=False):
         """One step with the prox's inner solver started from ``inner``; ``(φ(u), state)``
         (see :meth:`Regularizer.prox_from <retune_sklearn.regularizers.Regularizer.prox_from>`)."""
-        v = self._gradient_step(u, params.measurements, params.stepsize, params.mask)
+        v = self._gradient_step(u, params.measurements, params.stepsize, params.mask,
+                                params.back_projection)
         prox_from = getattr(self.regularizer, "prox_from", None)
         thresholds, network = params.stepsize * params.weights, params.network or {}
         if prox_from is None:  # a duck-typed regularizer without inner state
             return self.regularizer.prox(v, thresholds, network), None
         return prox_from(v, thresholds, network, inner, warm=warm)
 
-    def _gradient_step(self, u, measurements, stepsize, mask):
-        """``u − τ W Aᵀ(A W* u − y)``; as the mask is idempotent,
-        ``(mask ⊙ A)ᵀ(mask ⊙ A x − y) = Aᵀ(mask ⊙ (A x − y))``."""
+    def _gradient_step(self, u, measurements, stepsize, mask, back_projection=None):
+        """``u − τ W Aᵀ(A W* u − y)``, as ``u − τ W(AᵀA x − Aᵀy)`` when ``Aᵀy`` is
+        given (one FFT pair instead of two for a periodic blur); as the mask is
+        idempotent, ``(mask ⊙ A)ᵀ(mask ⊙ A x − y) = Aᵀ(mask ⊙ (A x − y))``."""
         x = self.regularizer.synthesis(u)
-        residual = self.operator.forward(x) - measurements
-        if mask is not None:
-            residual = residual * mask
-        return u - stepsize * self.regularizer.analysis(self.operator.adjoint(residual))
+        if back_projection is not None and mask is None:
+            gradient = self.operator.normal(x) - back_projection
+        else:
+            residual = self.operator.forward(x) - measurements
+            if mask is not None:
+                residual = residual * mask
+            gradient = self.operator.adjoint(residual)
+        return u - stepsize * self.regularizer.analysis(gradient)
 
     def step_map(self, params):
         """The map ``u -> φ_θ(u)`` for the :class:`StepParameters` ``params``."""
@@ -154,7 +171,8 @@ class StepMap:
     def __call__(self, u):
         if self.inner is None:
             p = self.params
-            return self.model.step(u, p.measurements, p.weights, p.stepsize, p.network, p.mask)
+            return self.model.step(u, p.measurements, p.weights, p.stepsize, p.network, p.mask,
+                                   p.back_projection)
         return self.model.step_from(u, self.params, self.inner)[0]
 
     def warm(self, u, inner):
