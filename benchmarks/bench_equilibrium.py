@@ -199,7 +199,8 @@ def _tv_map(operator, regularizer, X_t, weight):
     problem = build_problem(operator, regularizer, X_t.shape[1:], X_t.shape[1:], "cpu",
                             "float32")
     params = StepParameters(X_t, torch.full((1,), weight), torch.tensor(
-        1.0 / problem.lipschitz, dtype=torch.float32), {})
+        1.0 / problem.lipschitz, dtype=torch.float32), {},
+        back_projection=problem.model.back_projection(X_t))  # as a fit's steps
     return problem.model.step_map(params), problem.model.initial_point(X_t)
 
 
