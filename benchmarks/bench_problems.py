@@ -124,6 +124,7 @@ MODELS = {
 # Candidates tried by --select (overrides of the parameters above), per
 # (problem, model label); {} is the configuration of MODELS, which holds the
 # winners of the committed selection run (benchmarks/problems.md).
+_WARM_DUAL = dict(regularizer__n_inner_warm=2)  # TV's dual carried from step to step
 CANDIDATES = {
     ("denoising", "ReTune WaveletL1 orthonormal"): [
         {}, dict(learning_rate=0.1, max_epochs=30)],
@@ -133,12 +134,12 @@ CANDIDATES = {
     ("denoising", "ReTune TotalVariation"): [{}, dict(regularizer__n_inner=20)],
     ("deblurring", "ReTune WaveletL1 orthonormal"): [{}, dict(T=10), dict(T=20)],
     ("deblurring", "ReTune WaveletL1 translation-invariant (2×2 shifts)"): [{}, dict(T=5)],
-    ("deblurring", "ReTune TotalVariation"): [{}, dict(T=5)],
+    ("deblurring", "ReTune TotalVariation"): [{}, dict(T=5), _WARM_DUAL],
     ("inpainting", "ReTune WaveletL1 orthonormal"): [{}, dict(T=10)],
     ("inpainting", "ReTune WaveletL1 translation-invariant (2×2 shifts)"): [{}, dict(T=10)],
-    ("inpainting", "ReTune TotalVariation"): [{}, dict(T=10)],
+    ("inpainting", "ReTune TotalVariation"): [{}, dict(T=10), _WARM_DUAL],
     ("super-resolution", "ReTune WaveletL1 orthonormal"): [{}, dict(T=5)],
-    ("super-resolution", "ReTune TotalVariation"): [{}, dict(T=5)],
+    ("super-resolution", "ReTune TotalVariation"): [{}, dict(T=5), _WARM_DUAL],
     ("compressed-sensing", "ReTune L1Norm (Lasso model), one λ"): [{}, dict(T=20), dict(T=10)],
 }
 

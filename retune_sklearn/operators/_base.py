@@ -182,8 +182,9 @@ class LinearOperator(ParameterObject):
     their parameters in ``_parameter_constraints`` (validated by
     :meth:`check_signal_shape`), and may override :meth:`measurement_shape`
     (default: same as the signal), ``_check_signal_shape`` (checks between
-    parameters and against the signal shape) and :meth:`norm` (exact value
-    instead of power iteration). To plug in an operator written as two torch
+    parameters and against the signal shape), :meth:`norm` (exact value
+    instead of power iteration) and :meth:`normal` (a cheaper ``AᵀA``,
+    checked against the two maps by :func:`check_adjoint`). To plug in an operator written as two torch
     functions without subclassing, use :class:`CallableOperator`.
     """
 
