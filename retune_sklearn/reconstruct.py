@@ -98,8 +98,9 @@ def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=No
     iterate (and inner state: TotalVariation's warm dual) and stores the new ones.
     """
     model = problem.model
-    phi = model.step_map(step_parameters(X_b, problem, theta))
-    start = model.initial_point(X_b.values, X_b.mask)
+    params = step_parameters(X_b, problem, theta)
+    phi = model.step_map(params)
+    start = model.initial_point(X_b.values, X_b.mask, params.back_projection)
     use_bank = bank is not None and X_b.index is not None
     inner = None
     if use_bank:

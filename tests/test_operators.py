@@ -224,6 +224,22 @@ def test_normal_is_the_dense_gram_matrix(shape):
                                    err_msg=repr(operator))
 
 
+def test_model_lipschitz_and_identity_gram_against_the_dense_matrix():
+    """``ForwardBackward.lipschitz`` (power iteration on ``W AᵀA W*``, through
+    ``normal``) is ``‖A‖₂²`` with an orthonormal basis; the identity-Gram check
+    holds only for the identity."""
+    from retune_sklearn.regularizers import WaveletL1
+    from retune_sklearn.solvers import ForwardBackward
+
+    shape = (8, 8)
+    for operator in operators_for(shape):
+        model = ForwardBackward(operator, WaveletL1(wavelet="haar", levels=2))
+        expected = np.linalg.norm(dense_matrix(operator, shape), 2) ** 2
+        np.testing.assert_allclose(float(model.lipschitz(shape)), expected, rtol=1e-6,
+                                   err_msg=repr(operator))
+        assert model.check_identity_gram(shape) == isinstance(operator, Identity)
+
+
 def test_dot_test_rejects_a_wrong_normal():
     from retune_sklearn.operators import check_adjoint
 
@@ -254,4 +270,6 @@ def test_a_step_from_the_back_projection_equals_the_residual_step(operator):
         assert back_projection is not None
         fast = model.step(u, y, weights, tau, back_projection=back_projection)
         torch.testing.assert_close(fast, model.step(u, y, weights, tau), rtol=0, atol=1e-12)
+        torch.testing.assert_close(model.initial_point(y, back_projection=back_projection),
+                                   model.initial_point(y), rtol=0, atol=1e-12)
         assert model.back_projection(y, mask=torch.ones_like(y)) is None  # masked: old path

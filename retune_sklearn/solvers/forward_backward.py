@@ -58,11 +58,14 @@ class ForwardBackward:
         #: the gradient step maps every ``u`` to ``W Aᵀ y``, so one step is exact.
         self.identity_gram = False
 
-    def initial_point(self, measurements, mask=None):
-        """Starting coefficients ``W Aᵀ y`` (the back-projection)."""
-        if mask is not None:
-            measurements = measurements * mask
-        return self.regularizer.analysis(self.operator.adjoint(measurements))
+    def initial_point(self, measurements, mask=None, back_projection=None):
+        """Starting coefficients ``W Aᵀ y``; ``back_projection`` is ``Aᵀ y`` when
+        already computed (:meth:`back_projection`), saving one adjoint."""
+        if back_projection is None:
+            if mask is not None:
+                measurements = measurements * mask
+            back_projection = self.operator.adjoint(measurements)
+        return self.regularizer.analysis(back_projection)
 
     def coefficient_shape(self, signal_shape):
         """Shape of the coefficients ``u`` of one signal."""
@@ -72,7 +75,10 @@ class ForwardBackward:
     def gram(self, u):
         """``W Aᵀ A W* u``: the data term's Hessian on the coefficients."""
         x = self.regularizer.synthesis(u)
-        return self.regularizer.analysis(self.operator.adjoint(self.operator.forward(x)))
+        normal = getattr(self.operator, "normal", None)  # absent on duck-typed operators
+        if normal is None:
+            return self.regularizer.analysis(self.operator.adjoint(self.operator.forward(x)))
+        return self.regularizer.analysis(normal(x))
 
     def lipschitz(self, signal_shape, *, device="cpu", dtype=torch.float64):
         """``L = ‖A W*‖²``, the Lipschitz constant of the data-term gradient."""
