@@ -59,6 +59,10 @@ def build_problem(operator, regularizer, signal_shape, X_shape, device="auto", d
     if lipschitz is None:
         check_adjoint(operator, signal_shape, device=device, dtype=check_dtype)
     identity_gram = model.check_identity_gram(signal_shape, device=device, dtype=check_dtype)
+    # Settings that depend on the model (TotalVariation(n_inner="auto")), on this copy.
+    resolve_auto = getattr(regularizer, "resolve_auto", None)
+    if resolve_auto is not None:
+        resolve_auto(one_step=identity_gram)
     if lipschitz is None:
         # ‖A W*‖² = 1 exactly for an isometry (the power iteration's rounding would
         # make τ = 1 − 4e-16 and lose the one-step solve of StepMap.is_constant).

@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import minimize
 
 from retune_sklearn import ReTuneRegularizer
-from retune_sklearn.operators import Blur
+from retune_sklearn.operators import Blur, Identity
 from retune_sklearn.regularizers import Tikhonov, TotalVariation, WaveletL1, soft_threshold
 
 
@@ -137,6 +137,25 @@ def test_tv_inexact_prox_improves_with_inner_iterations():
     exact = TotalVariation(n_inner=5000).prox(v, lam)
     errors = [float((TotalVariation(n_inner=n).prox(v, lam) - exact).norm()) for n in (5, 20, 80)]
     assert errors[0] > errors[1] > errors[2]
+
+
+def test_tv_auto_inner_iterations_follow_the_model():
+    """n_inner="auto": 20 dual steps where one step is the whole solve (denoising), 5 in
+    iterative solves (blur) on the fitted copy; the user's object stays "auto", an int
+    is kept, and a prox called on its own runs 20."""
+    v = torch.as_tensor(np.random.default_rng(4).standard_normal((2, 8, 8)))
+    lam = torch.tensor([0.3], dtype=torch.float64)
+    torch.testing.assert_close(TotalVariation().prox(v, lam),
+                               TotalVariation(n_inner=20).prox(v, lam), rtol=0, atol=0)
+    y = np.random.default_rng(5).random((4, 8, 8))
+    for operator, regularizer, expected in ((Identity(), TotalVariation(), 20),
+                                            (Blur(sigma=1.0, size=5), TotalVariation(), 5),
+                                            (Blur(sigma=1.0, size=5), TotalVariation(n_inner=7),
+                                             7)):
+        est = ReTuneRegularizer(operator, regularizer, K=2, T=2, max_epochs=1,
+                                batch_size=4).fit(y, y)  # X = y: both keep the shape
+        assert est.regularizer_.n_inner == expected
+        assert est.regularizer.n_inner == regularizer.n_inner
 
 
 @pytest.mark.parametrize("regularizer", [
