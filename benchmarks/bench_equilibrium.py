@@ -56,7 +56,7 @@ def problems():
     """(name, operator, regularizer, weight): the DESIGN notes' four problems."""
     wavelets = WaveletL1(penalize_approximation=False)
     frame = WaveletL1(penalize_approximation=False, translation_invariant=True, n_shifts=2)
-    tv = TotalVariation(boundary="periodic")  # the committed tables' boundary
+    tv = TotalVariation(boundary="periodic", n_inner=20)  # the committed tables' settings
     return [
         ("deblur σ=1.5, wavelets", Blur(sigma=1.5), wavelets, 0.004),
         ("deblur σ=1.5, TV", Blur(sigma=1.5), tv, 0.004),
@@ -148,7 +148,7 @@ def _tv_step_cost(phi, u0, warm, n=20):
 def part_tv(n_samples, out):
     out.append("## TotalVariation: warm dual against the cold prox\n")
     out.append(f"{n_samples} test patches 64×64, float32, one torch thread. *Cold*: every step "
-               "runs `n_inner=20` FGP iterations from zero (the default). *Warm k*: "
+               "runs `n_inner=20` FGP iterations from zero (the default when this table was made). *Warm k*: "
                "`TotalVariation(n_inner_warm=k)`, k dual iterations per restarted step from the "
                "previous step's dual; the last block (10 steps) runs 20 from the dual reached. "
                "Solve = `restarted_solve(K=10, T≤300, tol)` with the residual checked once per "
@@ -174,8 +174,8 @@ def part_tv(n_samples, out):
                         weight)[0]
         base_step = base = None
         for label, k, solver in variants:
-            phi, u0 = _tv_map(operator, TotalVariation(n_inner_warm=k, boundary="periodic"),
-                              X_t, weight)
+            tv = TotalVariation(n_inner=20, n_inner_warm=k, boundary="periodic")
+            phi, u0 = _tv_map(operator, tv, X_t, weight)
             step = _tv_step_cost(phi, u0, warm=k is not None)
             base_step = base_step or step
             cells = []
@@ -208,7 +208,7 @@ def _tv_map(operator, regularizer, X_t, weight):
 
 
 def _learning_problems():
-    tv = TotalVariation(boundary="periodic")  # the committed tables' boundary
+    tv = TotalVariation(boundary="periodic", n_inner=20)  # the committed tables' settings
     return [
         ("deblurring, wavelets", Blur(sigma=1.5), WaveletL1(penalize_approximation=False),
          dict(K=10, T=5, max_epochs=8, learning_rate=0.1)),

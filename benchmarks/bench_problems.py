@@ -75,7 +75,9 @@ SR_FACTOR = 2
 # penalized: the learned models drive its weight to ~0 anyway).
 _ORTHO = ("WaveletL1", dict(penalize_approximation=False))
 _TI = ("WaveletL1", dict(penalize_approximation=False, translation_invariant=True, n_shifts=2))
-_TV = ("TotalVariation", dict(boundary="periodic"))  # the committed tables' boundary
+# The committed tables' boundary and inner iterations (n_inner="auto" gives 5 here since
+# 2026-12-03: benchmarks/defaults/tv_inner.md).
+_TV = ("TotalVariation", dict(boundary="periodic", n_inner=20))
 _COMMON = dict(batch_size=8, loss="psnr")
 
 MODELS = {

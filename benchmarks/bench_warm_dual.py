@@ -6,7 +6,7 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_warm_dual.py
 
 Deblurring (``Blur(sigma=1.5)`` + noise 0.01, 32 training / 16 test 64×64
-patches of the benchmark split), ``TotalVariation(n_inner_warm=k)`` with the
+patches of the benchmark split), ``TotalVariation(n_inner=20, n_inner_warm=k)`` with the
 defaults otherwise (``reuse_iterates=True``, ``solve_tol=1e-4``, FISTA
 restarts), 5 epochs, one torch thread. "cold": the default ``n_inner_warm=None``
 (every step a 20-iteration prox from zero). "dropped": the same warm fit with the
@@ -32,7 +32,7 @@ from retune_sklearn.regularizers import TotalVariation
 
 def fit(k, keep_dual, data):
     X, X_test, y, y_test = data
-    est = ReTuneRegularizer(Blur(sigma=1.5), TotalVariation(n_inner_warm=k), max_epochs=5,
+    est = ReTuneRegularizer(Blur(sigma=1.5), TotalVariation(n_inner=20, n_inner_warm=k), max_epochs=5,
                             random_state=0, n_threads=1)
     patch = mock.patch.object(IterateBank, "start_inner", lambda self, index, like: None)
     with warnings.catch_warnings():

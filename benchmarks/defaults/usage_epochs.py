@@ -24,7 +24,7 @@ for adaptive, epoch_list in ((None, (5, 30)), ("detail", (5,))):
     scores = {}
     for epochs in epoch_list:
         cpu = time.process_time()
-        est = ReTuneRegularizer(operator=blur, regularizer=TotalVariation(), K=10, T=10,
+        est = ReTuneRegularizer(operator=blur, regularizer=TotalVariation(n_inner=20), K=10, T=10,
                                 max_epochs=epochs, batch_size=16, n_threads=1, random_state=0,
                                 adaptive_weights=adaptive).fit(X_train, y_train)
         scores[epochs] = est.score(X_test, y_test)
