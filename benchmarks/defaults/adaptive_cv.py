@@ -1,0 +1,37 @@
+"""Whether ``adaptive_weights="detail"`` should join the defaults: 4-fold cross-validation
+of ``ReTuneRegularizer(operator=A, random_state=0)`` with and without it on the training
+patches of denoising, deblurring and inpainting (the data of bench_problems.py; patch i in
+fold i mod 4), one torch thread. The test photos are not used.
+
+Run from the repository root: ``PYTHONPATH=. python benchmarks/defaults/adaptive_cv.py``.
+"""
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import bench_problems as P  # noqa: E402  (the benchmark split and its operators)
+
+from retune_sklearn import ReTuneRegularizer  # noqa: E402
+from retune_sklearn.metrics import psnr  # noqa: E402
+
+torch.set_num_threads(1)
+warnings.simplefilter("ignore")
+FOLDS = 4
+print(f"| problem | adaptive_weights | {' | '.join(f'fold {k}' for k in range(FOLDS))} | mean |\n"
+      f"|---|---|{'---:|' * (FOLDS + 1)}")
+for problem in ("denoising", "deblurring", "inpainting"):
+    (X, _, y, _), operator, _ = P.BUILDERS[problem][0](P.FULL)
+    folds = np.arange(len(X)) % FOLDS
+    for adaptive in (None, "detail"):
+        scores = []
+        for k in range(FOLDS):
+            est = ReTuneRegularizer(operator=operator, adaptive_weights=adaptive,
+                                    random_state=0).fit(X[folds != k], y[folds != k])
+            scores.append(psnr(y[folds == k], est.predict(X[folds == k])))
+        print(f"| {problem} | {adaptive} | {' | '.join(f'{s:.2f}' for s in scores)} | "
+              f"{np.mean(scores):.2f} |", flush=True)
