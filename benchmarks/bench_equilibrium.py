@@ -20,7 +20,10 @@ and at equilibrium (the defaults: ``solve_tol=1e-4``, FISTA, iterates
 reused across epochs); test PSNR with the training solve and with a 10×
 longer one, and CPU fit time.
 
-    python benchmarks/bench_equilibrium.py [--part iterations|tv|learning|all] [--quick]
+Part 4 (``--part tv-step``): CPU per TV step alone, cold prox at 20 and 5 inner
+steps and the one-iteration warm step.
+
+    python benchmarks/bench_equilibrium.py [--part iterations|tv|tv-step|learning|all] [--quick]
 
 One torch thread; CPU times (``time.process_time``) because the machine is
 shared. Writes ``benchmarks/equilibrium.md`` unless ``--quick``.
@@ -198,6 +201,34 @@ def part_tv(n_samples, out):
     out.append("")
 
 
+def part_tv_step(n_samples, out):
+    """CPU per TV step only: the cold prox at 20 inner steps (the previous default) and at
+    5 (``n_inner="auto"`` in iterative solves), and the one-iteration warm step."""
+    out.append("## TotalVariation: CPU per step\n")
+    out.append(f"{n_samples} test patches 64×64, float32, one torch thread, Neumann boundary "
+               "(the default), mean of 20 steps after one untimed step. Target of issue 10: "
+               "3 ms.\n")
+    out.append("| problem | λ | cold, n_inner=20 (ms) | cold, n_inner=5 (ms) | warm 1 (ms) | "
+               "20 / 5 | 20 / warm 1 |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    cases = [("deblur σ=1.5", Blur(sigma=1.5), 0.004),
+             ("inpaint 50 %", Inpainting(keep_prob=0.5, random_state=0), 0.01),
+             ("denoise σ=0.1 (strong λ)", Identity(), 0.1)]
+    for name, operator, weight in cases:
+        noise = 0.1 if isinstance(operator, Identity) else 0.01
+        _, X, _, _ = make_image_problem(operator, n_train=1, n_test=n_samples,
+                                        noise_sigma=noise, random_state=0)
+        X_t = torch.as_tensor(X, dtype=torch.float32)
+        costs = [_tv_step_cost(*_tv_map(operator, TotalVariation(n_inner=n_inner,
+                                                                 n_inner_warm=warm),
+                                        X_t, weight), warm=warm is not None)
+                 for n_inner, warm in ((20, None), (5, None), (20, 1))]
+        out.append(f"| {name} | {weight:g} | " + " | ".join(f"{1e3 * c:.2f}" for c in costs)
+                   + f" | {costs[0] / costs[1]:.1f}× | {costs[0] / costs[2]:.1f}× |")
+        print(out[-1], flush=True)
+    out.append("")
+
+
 def _tv_map(operator, regularizer, X_t, weight):
     problem = build_problem(operator, regularizer, X_t.shape[1:], X_t.shape[1:], "cpu",
                             "float32")
@@ -260,7 +291,7 @@ def part_learning(n_train, n_test, out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("iterations", "tv", "learning", "all"),
+    parser.add_argument("--part", choices=("iterations", "tv", "tv-step", "learning", "all"),
                         default="all")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     args = parser.parse_args()
@@ -271,12 +302,15 @@ def main():
         part_iterations(2 if args.quick else 8, out)
     if args.part in ("tv", "all"):
         part_tv(2 if args.quick else 32, out)
+    if args.part in ("tv-step", "all"):
+        part_tv_step(2 if args.quick else 32, out)
     if args.part in ("learning", "all"):
         part_learning(*((4, 2) if args.quick else (48, 24)), out)
     text = "\n".join(out)
     print(text)
     if not args.quick:
-        name = "equilibrium.md" if args.part == "all" else f"equilibrium_{args.part}.md"
+        part = args.part.replace("-", "_")
+        name = "equilibrium.md" if part == "all" else f"equilibrium_{part}.md"
         (HERE / name).write_text(text + "\n")
 
 
