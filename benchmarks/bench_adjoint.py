@@ -35,8 +35,8 @@ def cases():
             ("deblur σ=1.5, wavelets", Blur(sigma=1.5), wavelets, 0.02, ("gmres", "cg")),
             ("inpaint 50 %, wavelets", Inpainting(keep_prob=0.5, random_state=0), wavelets,
              0.004, ("gmres", "cg")),
-            ("deblur σ=1.5, TV", Blur(sigma=1.5), TotalVariation(boundary="periodic", n_inner=20), 0.004,
-             ("gmres",))]
+            ("deblur σ=1.5, TV", Blur(sigma=1.5),
+             TotalVariation(boundary="periodic", n_inner=20), 0.004, ("gmres",))]
 
 
 def adjoint_cost(operator, regularizer, weight, n, tol, method):

@@ -148,10 +148,27 @@ def _tv_step_cost(phi, u0, warm, n=20):
     return (time.process_time() - start) / n
 
 
+def _tv_cases():
+    """(name, operator, weight) of the TotalVariation parts."""
+    return [("deblur σ=1.5", Blur(sigma=1.5), 0.004),
+            ("inpaint 50 %", Inpainting(keep_prob=0.5, random_state=0), 0.01),
+            ("denoise σ=0.1 (strong λ)", Identity(), 0.1)]
+
+
+def _tv_test_batch(operator, n_samples):
+    """``n_samples`` float32 test measurements of ``operator`` (noise 0.1 when denoising,
+    else 0.01)."""
+    noise = 0.1 if isinstance(operator, Identity) else 0.01
+    _, X, _, _ = make_image_problem(operator, n_train=1, n_test=n_samples,
+                                    noise_sigma=noise, random_state=0)
+    return torch.as_tensor(X, dtype=torch.float32)
+
+
 def part_tv(n_samples, out):
     out.append("## TotalVariation: warm dual against the cold prox\n")
     out.append(f"{n_samples} test patches 64×64, float32, one torch thread. *Cold*: every step "
-               "runs `n_inner=20` FGP iterations from zero (the default when this table was made). *Warm k*: "
+               "runs `n_inner=20` FGP iterations from zero (the default when this table was "
+               "made). *Warm k*: "
                "`TotalVariation(n_inner_warm=k)`, k dual iterations per restarted step from the "
                "previous step's dual; the last block (10 steps) runs 20 from the dual reached. "
                "Solve = `restarted_solve(K=10, T≤300, tol)` with the residual checked once per "
@@ -162,17 +179,11 @@ def part_tv(n_samples, out):
                "1e-4 | CPU to 1e-4 (s) | ratio | iterations to 1e-5 | CPU to 1e-5 (s) | ratio | "
                "off the minimizer |")
     out.append("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    cases = [("deblur σ=1.5", Blur(sigma=1.5), 0.004),
-             ("inpaint 50 %", Inpainting(keep_prob=0.5, random_state=0), 0.01),
-             ("denoise σ=0.1 (strong λ)", Identity(), 0.1)]
     variants = [("cold", None, "fista"), ("cold", None, "fb"), ("warm 1", 1, "fb"),
                 ("warm 1", 1, "fista"), ("warm 2", 2, "fista"), ("warm 3", 3, "fista"),
                 ("warm 2", 2, "anderson")]
-    for name, operator, weight in cases:
-        noise = 0.1 if isinstance(operator, Identity) else 0.01
-        _, X, _, _ = make_image_problem(operator, n_train=1, n_test=n_samples,
-                                        noise_sigma=noise, random_state=0)
-        X_t = torch.as_tensor(X, dtype=torch.float32)
+    for name, operator, weight in _tv_cases():
+        X_t = _tv_test_batch(operator, n_samples)
         exact = _tv_map(operator, TotalVariation(n_inner=2000, boundary="periodic"), X_t,
                         weight)[0]
         base_step = base = None
@@ -211,18 +222,13 @@ def part_tv_step(n_samples, out):
     out.append("| problem | λ | cold, n_inner=20 (ms) | cold, n_inner=5 (ms) | warm 1 (ms) | "
                "20 / 5 | 20 / warm 1 |")
     out.append("|---|---:|---:|---:|---:|---:|---:|")
-    cases = [("deblur σ=1.5", Blur(sigma=1.5), 0.004),
-             ("inpaint 50 %", Inpainting(keep_prob=0.5, random_state=0), 0.01),
-             ("denoise σ=0.1 (strong λ)", Identity(), 0.1)]
-    for name, operator, weight in cases:
-        noise = 0.1 if isinstance(operator, Identity) else 0.01
-        _, X, _, _ = make_image_problem(operator, n_train=1, n_test=n_samples,
-                                        noise_sigma=noise, random_state=0)
-        X_t = torch.as_tensor(X, dtype=torch.float32)
-        costs = [_tv_step_cost(*_tv_map(operator, TotalVariation(n_inner=n_inner,
-                                                                 n_inner_warm=warm),
-                                        X_t, weight), warm=warm is not None)
-                 for n_inner, warm in ((20, None), (5, None), (20, 1))]
+    for name, operator, weight in _tv_cases():
+        X_t = _tv_test_batch(operator, n_samples)
+        costs = []
+        for n_inner, warm in ((20, None), (5, None), (20, 1)):
+            tv = TotalVariation(n_inner=n_inner, n_inner_warm=warm)
+            phi, u0 = _tv_map(operator, tv, X_t, weight)
+            costs.append(_tv_step_cost(phi, u0, warm=warm is not None))
         out.append(f"| {name} | {weight:g} | " + " | ".join(f"{1e3 * c:.2f}" for c in costs)
                    + f" | {costs[0] / costs[1]:.1f}× | {costs[0] / costs[2]:.1f}× |")
         print(out[-1], flush=True)

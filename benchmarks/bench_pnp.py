@@ -166,7 +166,8 @@ def _tv_rows(operator, settings, epochs, data):
     from retune_sklearn.regularizers import TotalVariation
 
     fits = [(boundary, label, *_fit_and_test(
-        _estimator(operator, TotalVariation(boundary=boundary, n_inner=20), **settings, max_epochs=epochs),
+        _estimator(operator, TotalVariation(boundary=boundary, n_inner=20), **settings,
+                   max_epochs=epochs),
         *data)[1:]) for boundary, label in TV_BOUNDARIES]
     unit = fits[0][3]
     return [_row(f"ReTune TotalVariation(boundary={boundary!r}) ({label})", "λ (one weight)",

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.model_selection import PredefinedSplit, cross_val_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_problems as P  # noqa: E402  (the benchmark split and its operators)
 
 from retune_sklearn import ReTuneRegularizer  # noqa: E402
-from retune_sklearn.metrics import psnr  # noqa: E402
 
 torch.set_num_threads(1)
 warnings.simplefilter("ignore")
@@ -26,12 +26,9 @@ print(f"| problem | adaptive_weights | {' | '.join(f'fold {k}' for k in range(FO
       f"|---|---|{'---:|' * (FOLDS + 1)}")
 for problem in ("denoising", "deblurring", "inpainting"):
     (X, _, y, _), operator, _ = P.BUILDERS[problem][0](P.FULL)
-    folds = np.arange(len(X)) % FOLDS
+    folds = PredefinedSplit(np.arange(len(X)) % FOLDS)
     for adaptive in (None, "detail"):
-        scores = []
-        for k in range(FOLDS):
-            est = ReTuneRegularizer(operator=operator, adaptive_weights=adaptive,
-                                    random_state=0).fit(X[folds != k], y[folds != k])
-            scores.append(psnr(y[folds == k], est.predict(X[folds == k])))
+        model = ReTuneRegularizer(operator=operator, adaptive_weights=adaptive, random_state=0)
+        scores = cross_val_score(model, X, y, cv=folds, error_score="raise")  # mean PSNR
         print(f"| {problem} | {adaptive} | {' | '.join(f'{s:.2f}' for s in scores)} | "
-              f"{np.mean(scores):.2f} |", flush=True)
+              f"{scores.mean():.2f} |", flush=True)

@@ -8,7 +8,8 @@ from retune_sklearn.metrics import psnr
 torch.set_num_threads(1)
 Xtr, Xte, ytr, yte = make_denoising_problem(0.1, n_train=32, n_test=16, random_state=0)
 print("noisy", psnr(yte, Xte))
-for reg in (WaveletL1(penalize_approximation=False), TotalVariation(boundary="periodic", n_inner=20)):
+for reg in (WaveletL1(penalize_approximation=False),
+            TotalVariation(boundary="periodic", n_inner=20)):
     for ss in (False, True):
         for ep in (2, 5):
             t=time.process_time()

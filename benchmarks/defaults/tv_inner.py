@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.model_selection import PredefinedSplit, cross_val_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_problems as P  # noqa: E402  (the benchmark split and its operators)
@@ -32,25 +33,24 @@ N_INNER = (20, 10, 5, 3, 2)
 CV_N_INNER, CV_FOLDS = (5, 3, 2), 4
 
 
-def fit(operator, n_inner, X, y):
-    """The default model with ``n_inner`` inner iterations, fitted on (X, y)."""
+def default_model(operator, n_inner):
+    """The default model with ``n_inner`` inner iterations (unfitted)."""
     return ReTuneRegularizer(operator=operator, regularizer=TotalVariation(n_inner=n_inner),
-                             random_state=0).fit(X, y)
+                             random_state=0)
 
 
 def cross_validate():
-    """Print each candidate's validation PSNR on every fold and their mean."""
+    """Print each candidate's validation PSNR (``score``) on every fold and their mean."""
     print(f"| problem | n_inner | {' | '.join(f'fold {k}' for k in range(CV_FOLDS))} | mean |\n"
           f"|---|---:|{'---:|' * (CV_FOLDS + 1)}")
     for problem in ("deblurring", "inpainting"):
         (X_train, _, y_train, _), operator, _ = P.BUILDERS[problem][0](P.FULL)
-        folds = np.arange(len(X_train)) % CV_FOLDS
+        folds = PredefinedSplit(np.arange(len(X_train)) % CV_FOLDS)  # patch i in fold i mod 4
         for n_inner in CV_N_INNER:
-            scores = [psnr(y_train[folds == k], fit(operator, n_inner, X_train[folds != k],
-                                                    y_train[folds != k]).predict(X_train[folds == k]))
-                      for k in range(CV_FOLDS)]
+            scores = cross_val_score(default_model(operator, n_inner), X_train, y_train,
+                                     cv=folds, error_score="raise")
             print(f"| {problem} | {n_inner} | {' | '.join(f'{s:.2f}' for s in scores)} | "
-                  f"{sum(scores) / CV_FOLDS:.2f} |", flush=True)
+                  f"{scores.mean():.2f} |", flush=True)
 
 
 if "--cv" in sys.argv:
@@ -63,9 +63,9 @@ for problem in ("denoising", "deblurring", "inpainting"):
     n_fit = int(0.75 * len(X_train))
     for n_inner in N_INNER:
         cpu = time.process_time()
-        est = fit(operator, n_inner, X_train[:n_fit], y_train[:n_fit])
+        est = default_model(operator, n_inner).fit(X_train[:n_fit], y_train[:n_fit])
         cpu = time.process_time() - cpu
         validation = psnr(y_train[n_fit:], est.predict(X_train[n_fit:]))
-        print(f"| {problem} | {n_inner} | {validation:.2f} | {psnr(y_test, est.predict(X_test)):.2f}"
-              f" | {est.weights_[0]:.4f} | {est.block_contraction_:.3f} | "
-              f"{est.n_solve_iter_} | {cpu:.1f} |", flush=True)
+        test = psnr(y_test, est.predict(X_test))
+        print(f"| {problem} | {n_inner} | {validation:.2f} | {test:.2f} | {est.weights_[0]:.4f} | "
+              f"{est.block_contraction_:.3f} | {est.n_solve_iter_} | {cpu:.1f} |", flush=True)
