@@ -20,7 +20,7 @@ from retune_sklearn.learning.adaptive import detail_energy, finest_details, nois
 from retune_sklearn.learning.data import to_measurements
 from retune_sklearn.operators import Blur, Identity, gaussian_kernel
 from retune_sklearn.reconstruct import reconstruct
-from retune_sklearn.regularizers import TotalVariation, WaveletL1
+from retune_sklearn.regularizers import Tikhonov, TotalVariation, WaveletL1
 
 from problems import blur1d
 
@@ -187,3 +187,31 @@ def test_initial_exponent_search_starts_at_the_best_common_exponent():
     best = loss(beta[0])
     assert best < loss(0.0)
     assert best <= min(loss(beta[0] - 0.5), loss(beta[0] + 0.5))
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 8), (8, 1)])
+def test_signals_without_haar_details_are_refused_before_any_state_changes(shape):
+    """A side of 1 has no finest Haar details (the statistic would be NaN): the
+    default model says so and names the way out; fixed weights fit."""
+    y = RNG.random((6, *shape))
+    x = y + 0.1 * RNG.standard_normal(y.shape)
+    est = ReTuneRegularizer(regularizer=Tikhonov(), K=2, T=2, max_epochs=1,
+                            adaptive_weights="detail")
+    with pytest.raises(ValueError, match=r"adaptive_weights='detail' needs signals of at "
+                                         r"least 2 entries.*adaptive_weights=None"):
+        est.fit(x, y)
+    assert not hasattr(est, "weights_")
+    fixed = est.set_params(adaptive_weights=None).fit(x, y)
+    assert np.isfinite(fixed.transform(x)).all()
+
+
+def test_flat_measurements_keep_finite_weights_and_are_their_own_reconstruction():
+    """A flat measurement has s = 0: with a negative exponent its weight would be
+    infinite (NaN reconstructions). Bounded, it is finite, and a constant image is
+    the TV-denoising minimizer for any weight (TV(c) = 0): transform returns it."""
+    est = ReTuneRegularizer(regularizer=TotalVariation(), K=2, T=20, max_epochs=1,
+                            dtype="float64", random_state=0).fit(X, Y)
+    flat = np.full((2, 16, 16), 0.5)
+    for exponent in (-6.0, 6.0):  # the ends of the initial search's range
+        est.weight_exponents_ = np.array([exponent])
+        np.testing.assert_allclose(est.transform(flat), flat, atol=1e-12)

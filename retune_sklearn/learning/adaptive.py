@@ -16,7 +16,8 @@ statistic ``s(y)`` of the *measurement* (never of the clean target, which
 ``fit``), so ``exp(θ_g)`` is the weight of a typical measurement and ``β``
 (the exponents, learned by the same hypergradients as ``θ``) how strongly
 the weights follow ``s``. The weights depend on the measurement only, so
-every lower-level problem stays convex.
+every lower-level problem stays convex. The ratio ``s / s_ref`` is clamped to
+``[2^-10, 2^10]`` so that flat measurements keep finite weights.
 
 For operators other than the identity, the statistic is computed on the
 back-projection ``Aᵀ(M ⊙ y)`` (``M`` the mask of observed entries, if
@@ -37,10 +38,15 @@ import torch
 from .._params import spatial_ndim
 
 __all__ = ["STATISTICS", "WeightAdaptation", "finest_details", "noise_level",
-           "detail_energy", "adapted_weights"]
+           "detail_energy", "adapted_weights", "check_statistic_defined"]
 
 #: median(|z|) of a standard normal z: the MAD of Gaussian noise is 0.6745 σ.
 MAD_TO_SIGMA = 0.6744897501960817
+
+#: Bound on ``|log(s / s_ref)|``: a flat measurement (``s = 0``) or an outlier
+#: gets the weights of a ratio of ``2^±10``, finite whatever ``β`` (unbounded,
+#: ``s = 0`` with ``β < 0`` gives infinite weights and NaN reconstructions).
+MAX_LOG_RATIO = 10 * math.log(2)
 
 
 def median(x, dim=None):
@@ -112,14 +118,27 @@ class WeightAdaptation:
     reference: float
 
     def log_ratio(self, measurements, operator, signal_shape):
-        """``log(s(y) / s_ref)`` per sample, shape ``(n,)``."""
+        """``log(s(y) / s_ref)`` per sample, shape ``(n,)``, within ``±MAX_LOG_RATIO``."""
         statistic = measurement_statistic(self.statistic, measurements, operator, signal_shape)
-        return statistic.log() - math.log(self.reference)
+        return (statistic.log() - math.log(self.reference)).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+
+
+def check_statistic_defined(name, signal_shape):
+    """Raise a ValueError when the signals are too small to have finest Haar
+    details (a side of 1 would make ``s`` the mean of nothing, NaN)."""
+    sides = tuple(signal_shape)[-spatial_ndim(signal_shape):]
+    if min(sides) < 2:
+        raise ValueError(
+            f"adaptive_weights={name!r} needs signals of at least 2 entries along each "
+            f"spatial axis (its statistic is computed on their finest Haar details); got "
+            f"signals of shape {tuple(signal_shape)}. Pass adaptive_weights=None for one set "
+            f"of weights for every sample.")
 
 
 def reference_statistic(name, measurements, operator, signal_shape, batch_size):
     """``s_ref``: the median of the statistic over the (training) measurements,
     computed in chunks of ``batch_size``."""
+    check_statistic_defined(name, signal_shape)
     values = torch.cat([measurement_statistic(name, measurements[start:start + batch_size],
                                               operator, signal_shape)
                         for start in range(0, len(measurements), batch_size)])
