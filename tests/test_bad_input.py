@@ -25,7 +25,7 @@ from retune_sklearn.metrics import psnr
 from retune_sklearn.operators import Blur, Identity, Inpainting
 from retune_sklearn.persistence import WeightsFileError, load_weights, save_weights
 from retune_sklearn.reconstruct import reconstruct
-from retune_sklearn.regularizers import PnP, TotalVariation, WaveletL1
+from retune_sklearn.regularizers import PnP, Tikhonov, TotalVariation, WaveletL1
 from retune_sklearn.zoo import DnCNN, pretrain_denoiser
 from weights_files import declaring_size, members, npy_header, rewritten, saved, zipped
 
@@ -227,6 +227,10 @@ CASES = [
     ("partial_fit-adaptive_weights-changed",
      lambda est: est.set_params(adaptive_weights="detail").partial_fit(X, Y), ValueError,
      "adaptive_weights='detail', but the fitted model was learned with adaptive_weights=None"),
+    ("adaptive_weights-side-of-one", fit_with(X_=X[:, :, :1], Y_=Y[:, :, :1],
+                                              adaptive_weights="detail", regularizer=Tikhonov()),
+     ValueError, "adaptive_weights='detail' needs signals of at least 2 entries along each "
+     "spatial axis"),
     ("reconstruct-weights-rows", lambda est: reconstruct(X, None, WaveletL1("haar", levels=2),
                                                          np.ones((3, 7))), ValueError,
      "weights of shape (n_samples, n_weights) must be (8, 7) here"),
