@@ -36,7 +36,7 @@ from .learning.loop import LoopOptions, train
 from .learning.parameters import learnable_key, make_optimizer, optimizer_state
 from .learning.warm_start import IterateBank
 from .metrics import psnr_per_sample
-from .reconstruct import DTYPES, reconstruct_into
+from .reconstruct import DTYPES, batch_weights, reconstruct_into
 from .solvers import SOLVERS
 
 __all__ = ["ReTuneRegularizer"]
@@ -831,6 +831,35 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             raise ValueError(f"transform produced non-finite reconstructions for {n_bad} of "
                              f"{len(X)} samples (weights_={self.weights_}). Check that X is "
                              f"of a moderate scale for dtype={self.dtype!r}, or refit.")
+        return out
+
+    def weights_for(self, X, mask=None):
+        """The weights ``λ_g(X_i)`` that :meth:`transform` solves each measurement with.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_measurements) or (n_samples, *measurement_shape)
+            Measurements, as in :meth:`transform`.
+        mask : array-like of X's shape, default=None
+            Per-sample 0/1 masks of the observed entries, as in :meth:`transform`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_weights)
+            ``weights_`` on every row for fixed weights; with adaptive weights
+            ``weights_ · (s(X_i) / statistic_reference_) ** weight_exponents_``.
+            ``reconstruct(X, operator_, regularizer_, weights_for(X), ...)``
+            with the fitted solve settings is then :meth:`transform`.
+        """
+        check_is_fitted(self)
+        with self._compute_context():
+            X = check_measurements(X, self.measurement_shape_, self.n_features_in_)
+            mask = check_mask(mask, X)
+            problem = self._fitted_problem()
+            theta = self._fitted_theta(problem)
+            out = np.empty((len(X), len(self.weights_)))
+            reconstruct_into(out, X, mask, problem, lambda batch, _: batch_weights(
+                batch, problem, theta).expand(len(batch.values), -1), self.batch_size)
         return out
 
     def predict(self, X, mask=None):

@@ -3,8 +3,9 @@
 * the statistics against PyWavelets' Haar transform (``pywt.dwt2``, ``pywt.dwt``);
 * a batched solve with ``(n, G)`` weights against separate solves of each
   sample with its own ``(G,)`` weights;
-* a fitted adaptive model's ``transform`` against :func:`reconstruct` with the
-  weights ``weights_ · (s_i / s_ref)^β`` computed from PyWavelets;
+* a fitted adaptive model's ``transform`` and ``weights_for`` against
+  :func:`reconstruct` with the weights ``weights_ · (s_i / s_ref)^β`` computed
+  from PyWavelets;
 * the hypergradient in ``β`` against central finite differences of the training
   loss (float64, converged solves, implicit mode);
 * with ``β = 0`` the adaptive model is the fixed-weight one, bitwise.
@@ -100,6 +101,7 @@ def test_transform_uses_the_weights_of_each_measurement(statistic):
     assert est.statistic_reference_ == pytest.approx(np.median(statistic_values), rel=1e-12)
     ratio = statistic_values / est.statistic_reference_
     weights = est.weights_ * ratio[:, None] ** est.weight_exponents_
+    np.testing.assert_allclose(est.weights_for(X), weights, rtol=1e-10)
     expected = reconstruct(X, None, est.regularizer_, weights, K=1, T=1, dtype="float64")
     np.testing.assert_allclose(est.transform(X), expected, atol=1e-12)
     # New measurements get their own statistic (not the training reference's weights).
@@ -112,7 +114,7 @@ def test_transform_uses_the_weights_of_each_measurement(statistic):
 def test_zero_exponents_give_the_fixed_weight_model_bitwise():
     params = dict(regularizer=TotalVariation(n_inner=5), init_weight=0.05, learn_weights=False,
                   K=3, T=3, random_state=0)
-    fixed = ReTuneRegularizer(**params).fit(X, Y)
+    fixed = ReTuneRegularizer(adaptive_weights=None, **params).fit(X, Y)
     adaptive = ReTuneRegularizer(adaptive_weights="detail", **params).fit(X, Y)
     np.testing.assert_array_equal(adaptive.weight_exponents_, 0.0)
     np.testing.assert_array_equal(adaptive.transform(X), fixed.transform(X))
@@ -159,8 +161,8 @@ def test_grid_search_chooses_among_statistics_and_partial_fit_continues():
     search = GridSearchCV(model, {"adaptive_weights": [None, "noise", "detail"]}, cv=2)
     search.fit(X, Y)
     assert search.best_estimator_.adaptive_statistic_ == search.best_params_["adaptive_weights"]
-    est = clone(model).set_params(adaptive_weights="detail")
-    assert est.get_params()["adaptive_weights"] == "detail"
+    est = clone(model).set_params(adaptive_weights="noise")
+    assert est.get_params()["adaptive_weights"] == "noise"
     est.partial_fit(X, Y)
     first = est.weight_exponents_.copy()
     est.partial_fit(X, Y)
@@ -215,3 +217,9 @@ def test_flat_measurements_keep_finite_weights_and_are_their_own_reconstruction(
     for exponent in (-6.0, 6.0):  # the ends of the initial search's range
         est.weight_exponents_ = np.array([exponent])
         np.testing.assert_allclose(est.transform(flat), flat, atol=1e-12)
+
+
+def test_weights_for_a_fixed_weight_model_is_weights_on_every_row():
+    est = ReTuneRegularizer(regularizer=TotalVariation(), adaptive_weights=None, K=2, T=5,
+                            max_epochs=1, random_state=0).fit(X, Y)
+    np.testing.assert_array_equal(est.weights_for(X), np.tile(est.weights_, (len(X), 1)))
