@@ -176,7 +176,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         "detail" is the default because it won a 4-fold cross-validation on
         the training patches of the benchmark problems (+0.44 / +0.22 /
         +0.02 dB on denoising / deblurring / inpainting,
-        ``benchmarks/defaults/adaptive_cv.md``) at 0.8–1.2× the CPU.
+        ``benchmarks/defaults/adaptive_cv.md``) at 0.8–1.2× the CPU there.
     learn_weights : bool, default=True
         If False, the weights stay at ``init_weight`` (a classical model with
         hand-set weights, e.g. for grid search over ``init_weight``).
@@ -256,7 +256,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
     weights_ : ndarray of shape (n_weights,)
         Learned weights ``λ_g`` in natural units.
         With ``adaptive_weights``, the weights of a measurement whose
-        statistic equals ``statistic_reference_``.
+        statistic equals ``statistic_reference_`` (:meth:`weights_for` gives
+        each measurement's own).
     weight_names_ : list of str
         Name of each weight (e.g. wavelet subbands "a3", "h3", ..., "d1").
     adaptive_statistic_ : str or None
