@@ -154,8 +154,7 @@ def fit_one(name, reg_name, reg_kwargs, params, boundary, data, factory, quick):
     if quick:
         params.update(K=min(params["K"], 3), T=min(params["T"], 2), max_epochs=1)
     est = ReTuneRegularizer(factory(boundary), getattr(regularizers, reg_name)(**kwargs),
-                            device="cpu", random_state=P.SEED,
-                            adaptive_weights=None).set_params(**params)
+                            device="cpu", random_state=P.SEED).set_params(**params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported by the residual column
         cpu0 = time.process_time()

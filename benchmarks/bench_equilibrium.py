@@ -278,8 +278,7 @@ def part_learning(n_train, n_test, out):
         for label, extra in (("fixed budget", dict(solve_tol=None, solver="fb")),
                              ("equilibrium", dict(T=100))):
             est = ReTuneRegularizer(operator, regularizer, batch_size=8, loss="psnr",
-                                    random_state=0, adaptive_weights=None,
-                                    **{**params, **extra})
+                                    random_state=0, **{**params, **extra})
             start = time.process_time()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

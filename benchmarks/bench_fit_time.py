@@ -20,12 +20,9 @@ several times slower here: that part of the speed-up is excluded). Rows:
 * ``ReTuneRegularizer()``: each version's defaults (first version: WaveletL1
   per subband, ``loss="mse"``, ``K=10, T=10`` = a fixed budget of 100 plain
   steps per solve, 30 epochs; now: Neumann TV, ``loss="psnr"``,
-  ``K="auto"``, solves to ``solve_tol=1e-4`` with T=100 a cap, 10 epochs,
-  ``adaptive_weights="detail"``);
-* the same with ``adaptive_weights=None`` in this tree (one weight for every
-  image, the default before ``"detail"``);
+  ``K="auto"``, solves to ``solve_tol=1e-4`` with T=100 a cap, 10 epochs);
 * the first version's default *model* (``regularizer="wavelet", loss="mse",
-  K=10, max_epochs=30``, fixed weights) in both trees: the engine alone.
+  K=10, max_epochs=30``) in both trees: the engine alone.
 
 Columns: test PSNR, process CPU seconds of fit + predict in the child, and
 the ratio baseline CPU / this tree's CPU. The report is printed and written
@@ -48,13 +45,11 @@ from bench_problems import TV_AUTO_SUFFIX, publish  # noqa: E402  (shared with i
 OUTPUT_DIR = HERE / "output"
 COMMITTED = HERE / "fit_time.md"
 
-# (label, keyword arguments of ReTuneRegularizer as Python source, more for this tree
-# only: the first version has no adaptive_weights, so its models have fixed weights)
+# (label, keyword arguments of ReTuneRegularizer as Python source)
 FITS = [
-    ("ReTuneRegularizer() (each version's defaults)", "", ""),
-    ("this tree's defaults with adaptive_weights=None", "", "adaptive_weights=None"),
+    ("ReTuneRegularizer() (each version's defaults)", ""),
     ("first version's default model: regularizer='wavelet', loss='mse', K=10, max_epochs=30",
-     "regularizer='wavelet', loss='mse', K=10, max_epochs=30", "adaptive_weights=None"),
+     "regularizer='wavelet', loss='mse', K=10, max_epochs=30"),
 ]
 
 # Run in the child: one fit + predict, timed by process CPU time; prints JSON.
@@ -145,9 +140,9 @@ def main(argv=None):
     n = 8 if args.quick else 32
     lines = ["| fit | tree | model | test PSNR (dB) | CPU fit+predict (s) | "
              "CPU baseline / this tree |", "|---|---|---|---:|---:|---:|"]
-    for label, kwargs, this_tree_only in FITS:
+    for label, kwargs in FITS:
         old = run_fit(args.baseline_tree.resolve(), kwargs, n, args.quick)
-        new = run_fit(ROOT, ", ".join(filter(None, (kwargs, this_tree_only))), n, args.quick)
+        new = run_fit(ROOT, kwargs, n, args.quick)
         for tree, result in (("baseline", old), ("this tree", new)):
             model = f"{result['regularizer']}, K={result['K']}, T={result['T']}, " \
                     f"{result['epochs']} epochs"

@@ -288,12 +288,10 @@ def measure_training(data, cfg, device_name, log):
     for mode in MODES:
         _fit_timed(ReTuneRegularizer(Blur(sigma=cfg["blur_sigma"]),
                                      WaveletL1(cfg["wavelet"], levels=1), K=1, T=2,
-                                     hypergradient=mode, max_epochs=1, device=device_name,
-                                     adaptive_weights=None),
+                                     hypergradient=mode, max_epochs=1, device=device_name),
                    X_train[:2], y_train[:2])
     common = dict(max_epochs=cfg["epochs"], batch_size=cfg["batch_size"], loss="mse",
-                  learning_rate=cfg["learning_rate"], random_state=0, device=device_name,
-                  adaptive_weights=None)
+                  learning_rate=cfg["learning_rate"], random_state=0, device=device_name)
     for K, T in cfg["train_configs"]:
         initial = ReTuneRegularizer(Blur(sigma=cfg["blur_sigma"]),
                                     WaveletL1(cfg["wavelet"], levels=cfg["levels"]), K=K, T=T,
@@ -343,7 +341,7 @@ def measure_search(data, cfg, device_name, training_rows, log):
     scalar = ReTuneRegularizer(Blur(sigma=cfg["blur_sigma"]),
                                WaveletL1(cfg["wavelet"], levels=cfg["levels"], weights="scalar"),
                                K=K, T=T, learn_weights=False, batch_size=cfg["batch_size"],
-                               loss="mse", device=device_name, adaptive_weights=None)
+                               loss="mse", device=device_name)
     grid = np.geomspace(*cfg["grid_range"], cfg["grid_size"])
     search = GridSearchCV(scalar, {"init_weight": list(grid)}, cv=cfg["cv"], n_jobs=1,
                           scoring=_search_scores, refit="neg_mse")

@@ -102,8 +102,8 @@ TV_BOUNDARIES = (("periodic", "as bench_problems"), ("reflect", "Neumann: the de
 def _estimator(operator, regularizer, **params):
     from retune_sklearn import ReTuneRegularizer
 
-    return ReTuneRegularizer(operator, regularizer, device="cpu", random_state=SEED,
-                             adaptive_weights=None).set_params(**params)
+    return ReTuneRegularizer(operator, regularizer, device="cpu",
+                             random_state=SEED).set_params(**params)
 
 
 def _fit_and_test(est, X_train, y_train, X_test, y_test):

@@ -223,7 +223,7 @@ def _estimator(operator, spec, params, cfg):
     from retune_sklearn import ReTuneRegularizer
 
     est = ReTuneRegularizer(operator, _make_regularizer(spec, cfg["levels"]), device="cpu",
-                            random_state=SEED, adaptive_weights=None)
+                            random_state=SEED)
     return est.set_params(**params)
 
 

@@ -33,7 +33,7 @@ from retune_sklearn.regularizers import TotalVariation
 def fit(k, keep_dual, data):
     X, X_test, y, y_test = data
     est = ReTuneRegularizer(Blur(sigma=1.5), TotalVariation(n_inner=20, n_inner_warm=k),
-                            max_epochs=5, random_state=0, n_threads=1, adaptive_weights=None)
+                            max_epochs=5, random_state=0, n_threads=1)
     patch = mock.patch.object(IterateBank, "start_inner", lambda self, index, like: None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

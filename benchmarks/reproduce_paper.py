@@ -135,8 +135,7 @@ def claims_estimator(operator, implicit_tol, **params):
     defaults = dict(regularizer=WaveletL1("db2", levels=3, penalize_approximation=False),
                     solve_tol=None, solver="fb", step_scale=0.8, dtype="float64",
                     device="cpu", learn_weights=False, implicit_tol=implicit_tol,
-                    implicit_max_iter=2000, shuffle=False, random_state=0, loss="mse",
-                    adaptive_weights=None)
+                    implicit_max_iter=2000, shuffle=False, random_state=0, loss="mse")
     defaults.update(params)
     return ReTuneRegularizer(operator, **defaults)
 
@@ -282,8 +281,7 @@ def claim_memory(cfg, log):
                                     n_train=cfg["memory_batch"], n_test=1, random_state=0)
     est = ReTuneRegularizer(operator, WaveletL1("db2", levels=2), K=cfg["memory_K"], T=1,
                             solve_tol=None, solver="fb", learn_weights=False,
-                            batch_size=len(X), device="cpu", random_state=0,
-                            adaptive_weights=None).fit(X, y)
+                            batch_size=len(X), device="cpu", random_state=0).fit(X, y)
     rows = []
     for T in cfg["memory_Ts"]:
         est.set_params(T=T)
@@ -329,7 +327,7 @@ def auto_vs_grid(cfg, log):
         label, X_train, y_train, X_test, y_test, operator, regularizer = _auto_problem(name, cfg)
         base = ReTuneRegularizer(operator, regularizer, max_epochs=cfg["auto_epochs"],
                                  batch_size=16, learning_rate=0.1, loss="mse", device="cpu",
-                                 random_state=0, adaptive_weights=None)
+                                 random_state=0)
         cells = []
         for K in cfg["auto_Ks"] + ["auto"]:
             for T in (cfg["auto_Ts"] if K != "auto" else [max(cfg["auto_Ts"])]):

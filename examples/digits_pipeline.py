@@ -163,7 +163,6 @@ def run(config, output):
         retune = ReTuneRegularizer(
             blur, regularizer, K=K, T=T, signal_shape=(8, 8), learning_rate=0.1,
             max_epochs=epochs, random_state=SEED,
-            adaptive_weights=None,  # one set of weights, as in the README's table
         ).fit(X_train[:n_pairs], y_train[:n_pairs])
         weights = retune.weights_.copy()
         pipeline = make_pipeline(FrozenEstimator(retune), classifier())

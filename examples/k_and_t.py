@@ -60,9 +60,7 @@ def measure(grid, threads=1):
     n_threads = threads or None
     # The wavelet model (db4, per-subband weights; docs/k_and_t.png): a 16-cell grid of
     # the default TotalVariation would take several times longer.
-    # Fixed weights (adaptive_weights=None), the model of the committed figure.
-    model = dict(operator=operator, regularizer="wavelet", n_threads=n_threads,
-                 adaptive_weights=None)
+    model = dict(operator=operator, regularizer="wavelet", n_threads=n_threads)
     ReTuneRegularizer(**model, K=1, T=1, max_epochs=1).fit(X_train[:2], y_train[:2])
     scores = np.zeros((len(grid["K"]), len(grid["T"])))
     seconds = np.zeros_like(scores)

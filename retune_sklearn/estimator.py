@@ -158,7 +158,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         common exponent of the statistic. With ``reuse_iterates`` (and a
         ``solve_tol``) each of the search's solves starts from the
         solutions at the nearest factor already tried.
-    adaptive_weights : {None, "noise", "detail"}, default="detail"
+    adaptive_weights : {None, "noise", "detail"}, default=None
         Per-sample weights that follow a statistic ``s`` of each measurement:
         ``λ_g(X_i) = weights_[g] · (s(X_i) / statistic_reference_)^β_g``,
         with ``β_g`` (``weight_exponents_``) learned with the weights by the
@@ -172,11 +172,13 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         back-projection ``Aᵀ X`` (masked entries zero) for other operators
         (see :mod:`retune_sklearn.learning.adaptive`). The weights depend on
         the measurement only: every solve stays convex. None: one set of
-        weights for every sample (needed for signals with a side of 1).
-        "detail" is the default because it won a 4-fold cross-validation on
-        the training patches of the benchmark problems (+0.44 / +0.22 /
-        +0.02 dB on denoising / deblurring / inpainting,
-        ``benchmarks/defaults/adaptive_cv.md``) at 0.8–1.2× the CPU there.
+        weights for every sample. The statistics need signals of at least 2
+        entries per spatial axis. "detail" won a 4-fold cross-validation of
+        the default model on the 96 training patches of the benchmark
+        problems (``benchmarks/defaults/adaptive_cv.md``), but it is not the
+        default: fitted on 8 patches it extrapolated to test images smoother
+        than any training one and lost up to 7.6 dB
+        (``benchmarks/defaults/adaptive_small_data.py``).
     learn_weights : bool, default=True
         If False, the weights stay at ``init_weight`` (a classical model with
         hand-set weights, e.g. for grid search over ``init_weight``).
@@ -473,7 +475,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
                  solve_tol=1e-4,
                  solver="fista", reuse_iterates=True, hypergradient="jfb", implicit_tol=1e-6,
                  implicit_max_iter=200, implicit_solver="gmres", init_weight="auto",
-                 scale_search=True, adaptive_weights="detail", learn_weights=True,
+                 scale_search=True, adaptive_weights=None, learn_weights=True,
                  learn_step_size=False, step_scale=1.0, loss="psnr", learning_rate=0.05,
                  max_epochs=10, batch_size=32, shuffle=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, warm_start=False,

@@ -194,11 +194,11 @@ def test_initial_exponent_search_starts_at_the_best_common_exponent():
 @pytest.mark.parametrize("shape", [(1,), (1, 8), (8, 1)])
 def test_signals_without_haar_details_are_refused_before_any_state_changes(shape):
     """A side of 1 has no finest Haar details (the statistic would be NaN): the
-    default model says so and names the way out; fixed weights fit."""
+    adaptive model says so and names the way out; fixed weights fit."""
     y = RNG.random((6, *shape))
     x = y + 0.1 * RNG.standard_normal(y.shape)
-    est = ReTuneRegularizer(regularizer=Tikhonov(), K=2, T=2, max_epochs=1)
-    assert est.adaptive_weights == "detail"  # the default
+    est = ReTuneRegularizer(regularizer=Tikhonov(), K=2, T=2, max_epochs=1,
+                            adaptive_weights="detail")
     with pytest.raises(ValueError, match=r"adaptive_weights='detail' needs signals of at "
                                          r"least 2 entries.*adaptive_weights=None"):
         est.fit(x, y)

@@ -28,10 +28,8 @@ from retune_sklearn.operators import MatrixOperator
 from retune_sklearn.regularizers import Tikhonov
 
 # device="cpu": bitwise reproducible, as several checks expect (CUDA is not; see the tags).
-# adaptive_weights=None: several checks fit targets of one entry, which have no Haar
-# details for the default statistic (a clear ValueError, tested in test_adaptive.py).
 PARAMS = dict(regularizer=Tikhonov(), K=2, T=2, max_epochs=2, random_state=0, n_threads=1,
-              device="cpu", adaptive_weights=None)
+              device="cpu")
 
 
 class _MatrixWhenShapesDiffer(ReTuneRegularizer):

@@ -33,7 +33,7 @@ def hypergradient_errors():
     for name in CFG["auto_problems"]:
         _, X, y, _, _, operator, regularizer = reproduce_paper._auto_problem(name, CFG)
         params = dict(regularizer=regularizer, batch_size=16, loss="mse", device="cpu",
-                      random_state=0, adaptive_weights=None,
+                      random_state=0,
                       dtype="float64", T=1000, solve_tol=1e-7, implicit_tol=1e-8,
                       implicit_max_iter=2000)
         exact = ReTuneRegularizer(operator, K=1, **params).compute_hypergradient(
@@ -56,7 +56,7 @@ def deblurring_fits():
         est = ReTuneRegularizer(operator, regularizer, K=K, T=300 if K == 1 else 30,
                                 solve_tol=solve_tol, max_epochs=CFG["auto_epochs"],
                                 batch_size=16, learning_rate=0.1, loss="mse", device="cpu",
-                                random_state=0, adaptive_weights=None)
+                                random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             start = time.process_time()

@@ -31,8 +31,7 @@ for problem, runs in RUNS.items():
         cpu = time.process_time()
         # n_inner=20: the default when these numbers were measured (now "auto").
         est = ReTuneRegularizer(operator=operator, regularizer=TotalVariation(n_inner=20),
-                                random_state=0, adaptive_weights=None,
-                                **params).fit(X_train, y_train)
+                                random_state=0, **params).fit(X_train, y_train)
         score = psnr(y_test, est.predict(X_test))
         print(f"{problem:10s} {params}: K_={est.K_}, {score:.2f} dB, "
               f"{time.process_time() - cpu:.1f} s CPU", flush=True)

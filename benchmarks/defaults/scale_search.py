@@ -13,5 +13,5 @@ for reg in (WaveletL1(penalize_approximation=False),
     for ss in (False, True):
         for ep in (2, 5):
             t=time.process_time()
-            est = ReTuneRegularizer(regularizer=reg, max_epochs=ep, batch_size=8, scale_search=ss, random_state=0, loss="psnr", adaptive_weights=None).fit(Xtr, ytr)
+            est = ReTuneRegularizer(regularizer=reg, max_epochs=ep, batch_size=8, scale_search=ss, random_state=0, loss="psnr").fit(Xtr, ytr)
             print(type(reg).__name__, "search" if ss else "plain", ep, round(est.score(Xte, yte),2), "scale", est.init_scale_, "cpu", round(time.process_time()-t,1), est.n_solve_iter_, est.training_solve_iter_)

@@ -11,5 +11,5 @@ print("torch default threads", torch.get_num_threads())
 for rep in range(2):
     for nt in (1, None):
         t = time.time(); c = time.process_time()
-        ReTuneRegularizer(blur, WaveletL1(), max_epochs=2, batch_size=16, n_threads=nt, random_state=0, scale_search=False, adaptive_weights=None).fit(Xtr, ytr)
+        ReTuneRegularizer(blur, WaveletL1(), max_epochs=2, batch_size=16, n_threads=nt, random_state=0, scale_search=False).fit(Xtr, ytr)
         print("n_threads", nt, "wall %.1f s, CPU %.1f s" % (time.time() - t, time.process_time() - c), flush=True)

@@ -25,7 +25,7 @@ for boundary, n_inner, step_scale in (("periodic", 20, 1.0), ("periodic", 50, 1.
                             regularizer=TotalVariation(n_inner=n_inner, boundary=boundary),
                             step_scale=step_scale, K=10, T=10, max_epochs=2, batch_size=16,
                             learn_weights=False, init_weight=0.003,
-                            random_state=0, adaptive_weights=None).fit(X_train, y_train)
+                            random_state=0).fit(X_train, y_train)
     print(f"{boundary:8s} n_inner={n_inner:2d} step_scale={step_scale}: step "
           f"{est.contraction_factor_:.3f}, block {est.block_contraction_:.3f}, test "
           f"{est.score(X_test, y_test):.2f} dB", flush=True)

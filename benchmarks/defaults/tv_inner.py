@@ -36,7 +36,7 @@ CV_N_INNER, CV_FOLDS = (5, 3, 2), 4
 def default_model(operator, n_inner):
     """The default model with ``n_inner`` inner iterations (unfitted)."""
     return ReTuneRegularizer(operator=operator, regularizer=TotalVariation(n_inner=n_inner),
-                             random_state=0, adaptive_weights=None)
+                             random_state=0)
 
 
 def cross_validate():

@@ -9,6 +9,6 @@ X_train, X_test, y_train, y_test = make_image_problem(blur, noise_sigma=0.01, n_
 for ep in (5, 10):
   for extra in (dict(), dict(solve_tol=None, solver="fb", scale_search=False)):
     t=time.time()
-    est = ReTuneRegularizer(operator=blur, regularizer=TotalVariation(n_inner=20), K=10, T=10, max_epochs=ep, batch_size=16, n_threads=1, random_state=0, adaptive_weights=None)
+    est = ReTuneRegularizer(operator=blur, regularizer=TotalVariation(n_inner=20), K=10, T=10, max_epochs=ep, batch_size=16, n_threads=1, random_state=0)
     est.set_params(**extra).fit(X_train, y_train)
     print(ep, extra, round(est.score(X_test, y_test),2), "iters", est.n_solve_iter_, "res %.1e" % est.fixed_point_residual_, "wall", round(time.time()-t,1), est.weights_, flush=True)
