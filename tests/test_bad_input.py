@@ -32,10 +32,8 @@ from weights_files import declaring_size, members, npy_header, rewritten, saved,
 RNG = np.random.default_rng(0)
 Y = RNG.random((8, 16, 16))
 X = Y + 0.1 * RNG.standard_normal(Y.shape)
-# Fixed weights: the weights-file cases edit weights_ alone, and changing
-# adaptive_weights to "detail" must be refused by partial_fit.
 PARAMS = dict(regularizer=WaveletL1("haar", levels=2), K=2, T=2, max_epochs=2, batch_size=4,
-              random_state=0, adaptive_weights=None)
+              random_state=0)
 @pytest.fixture(scope="module")
 def fitted():
     """A fitted estimator and its reconstructions of X."""

@@ -199,7 +199,7 @@ def test_transform_reaches_the_training_equilibrium_and_reports_it():
     est = ReTuneRegularizer(operator=Blur(sigma=1.0, size=5),
                             regularizer=TotalVariation(boundary="periodic"),  # as above
                             K=5, T=400, solve_tol=1e-6, max_epochs=2, batch_size=4,
-                            dtype="float64", random_state=0, adaptive_weights=None).fit(X, y)
+                            dtype="float64", random_state=0).fit(X, y)
     assert est.fixed_point_residual_ <= 1e-6 and est.n_solve_iter_ < 5 * 400
     longer = reconstruct(X, est.operator_, est.regularizer_, est.weights_, K=5, T=4000,
                          tol=1e-10, solver="fb", dtype="float64")
@@ -209,7 +209,7 @@ def test_transform_reaches_the_training_equilibrium_and_reports_it():
 def test_functional_reconstruct_equals_transform():
     X, y = _images()
     est = ReTuneRegularizer(regularizer=TotalVariation(), K=3, T=50, max_epochs=1,
-                            random_state=0, adaptive_weights=None).fit(X, y)
+                            random_state=0).fit(X, y)
     out = reconstruct(X, None, TotalVariation(), est.weights_, K=3, T=50, tol=est.solve_tol)
     np.testing.assert_allclose(out, est.transform(X), rtol=1e-6, atol=1e-6)
 
@@ -387,7 +387,7 @@ def test_denoising_at_unit_step_is_solved_in_one_exact_step(regularizer):
     # Identity, no mask, τ = 1: φ(u) = prox(W y) whatever u, so the fixed point is one step.
     X, y = _images()
     est = ReTuneRegularizer(regularizer=regularizer, K=4, max_epochs=1, batch_size=4,
-                            dtype="float64", random_state=0, adaptive_weights=None).fit(X, y)
+                            dtype="float64", random_state=0).fit(X, y)
     assert est.n_solve_iter_ == 1 and est.fixed_point_residual_ <= 1e-14  # rounding only
     assert est.contraction_factor_ == 0.0 and est.lipschitz_ == 1.0
     # Independent truth: the prox applied to the data, and the plain iteration run long.

@@ -31,8 +31,7 @@ MASK = (RNG.random((16, 16)) < 0.7).astype(float)
 
 # Each model with its training data (measurements of y through its operator).
 MODELS = {
-    "wavelet-denoising": (dict(regularizer=WaveletL1("haar", levels=2), adaptive_weights=None),
-                          X),
+    "wavelet-denoising": (dict(regularizer=WaveletL1("haar", levels=2)), X),
     "blur-array-kernel-tv": (
         dict(operator=Blur(kernel=np.outer([1.0, 2, 1], [1.0, 1, 2]) / 16),
              regularizer=TotalVariation(n_inner=3), init_weight=np.array([0.01])),

@@ -61,9 +61,8 @@ class TikhonovDenoiser(nn.Module):
 BLUR = Blur(sigma=1.0, size=5)
 X, X_TEST, Y, Y_TEST = make_image_problem(BLUR, noise_sigma=0.05, patch_size=16, n_train=6,
                                           n_test=3, random_state=0)
-# Fixed weights, so that the functional reconstruct(..., est.weights_) is the truth.
 FIT = dict(operator=BLUR, K=3, T=10, max_epochs=2, batch_size=3, init_weight=1.0,
-           learning_rate=0.05, learn_step_size=True, random_state=0, adaptive_weights=None)
+           learning_rate=0.05, learn_step_size=True, random_state=0)
 
 
 def state(module):
