@@ -850,7 +850,8 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         -------
         ndarray of shape (n_samples, n_weights)
             ``weights_`` on every row for fixed weights; with adaptive weights
-            ``weights_ · (s(X_i) / statistic_reference_) ** weight_exponents_``.
+            ``weights_ · (s(X_i) / statistic_reference_) ** weight_exponents_``
+            (the ratio clamped to ``[2**-10, 2**10]``).
             ``reconstruct(X, operator_, regularizer_, weights_for(X), ...)``
             with the fitted solve settings is then :meth:`transform`.
         """
@@ -861,6 +862,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
             problem = self._fitted_problem()
             theta = self._fitted_theta(problem)
             out = np.empty((len(X), len(self.weights_)))
+            # The chunked loop of transform, filling one row of weights per sample.
             reconstruct_into(out, X, mask, problem, lambda batch, _: batch_weights(
                 batch, problem, theta).expand(len(batch.values), -1), self.batch_size)
         return out
