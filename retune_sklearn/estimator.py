@@ -820,11 +820,15 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         """``fit(X, y, mask)`` then ``transform(X, mask)``."""
         return self.fit(X, y, mask=mask).transform(X, mask=mask)
 
-    def _transform(self, X, mask):
+    def _fitted_inputs(self, X, mask):
+        """Validated measurements and mask, with the fitted problem and θ."""
         X = check_measurements(X, self.measurement_shape_, self.n_features_in_)
         mask = check_mask(mask, X)
         problem = self._fitted_problem()
-        theta = self._fitted_theta(problem)
+        return X, mask, problem, self._fitted_theta(problem)
+
+    def _transform(self, X, mask):
+        X, mask, problem, theta = self._fitted_inputs(X, mask)
         out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         out = np.empty((len(X), *self._y_sample_shape), dtype=out_dtype)
         n_bad = reconstruct_into(out, X, mask, problem,
@@ -857,10 +861,7 @@ class ReTuneRegularizer(ModelSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         """
         check_is_fitted(self)
         with self._compute_context():
-            X = check_measurements(X, self.measurement_shape_, self.n_features_in_)
-            mask = check_mask(mask, X)
-            problem = self._fitted_problem()
-            theta = self._fitted_theta(problem)
+            X, mask, problem, theta = self._fitted_inputs(X, mask)
             out = np.empty((len(X), len(self.weights_)))
             # The chunked loop of transform, filling one row of weights per sample.
             reconstruct_into(out, X, mask, problem, lambda batch, _: batch_weights(
