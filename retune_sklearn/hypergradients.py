@@ -187,7 +187,8 @@ def _one_step_solve(phi, u0, hypergradient, report, return_map):
     identity. Solves to a tolerance only: a fixed budget runs its ``T·K`` steps.
     """
     with torch.set_grad_enabled(hypergradient != "none" and torch.is_grad_enabled()):
-        u = phi(u0.detach())
+        constant_value = getattr(phi, "constant_value", None)  # absent on plain callables
+        u = phi(u0.detach()) if constant_value is None else constant_value(u0.detach())
     if report is not None:
         report.iterations.append(1)
         report.residuals.append(0.0)

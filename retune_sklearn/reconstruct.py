@@ -105,7 +105,8 @@ def solve_batch(X_b, problem, theta, options, hypergradient="none", *, report=No
     params = step_parameters(X_b, problem, theta)
     phi = model.step_map(params)
     start = model.initial_point(X_b.values, X_b.mask, params.back_projection)
-    use_bank = bank is not None and X_b.index is not None
+    # A constant map's solve does not depend on its start: nothing to keep.
+    use_bank = bank is not None and X_b.index is not None and not phi.is_constant
     inner = None
     if use_bank:
         start = bank.start(X_b.index, start)

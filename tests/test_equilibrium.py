@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from retune_sklearn import ReTuneRegularizer
 from retune_sklearn.hypergradients import SolveReport, restarted_solve
-from retune_sklearn.operators import Blur, gaussian_kernel
+from retune_sklearn.operators import Blur, Identity, gaussian_kernel
 from retune_sklearn.reconstruct import reconstruct
 from retune_sklearn.regularizers import TotalVariation, WaveletL1
 from retune_sklearn.solvers import (SOLVERS, AndersonAcceleration, FISTARestart, ForwardBackward,
@@ -400,15 +400,38 @@ def test_denoising_at_unit_step_is_solved_in_one_exact_step(regularizer):
     np.testing.assert_allclose(est.transform(X), long_run, rtol=0, atol=1e-12)
 
 
-def test_the_one_step_hypergradient_equals_the_differentiated_fixed_budget_solve():
+@pytest.mark.parametrize("regularizer", [TotalVariation(), WaveletL1("db2", levels=2)])
+def test_the_one_step_hypergradient_equals_the_differentiated_fixed_budget_solve(regularizer):
     X, y = _images(n=4)
-    common = dict(regularizer=TotalVariation(), K=3, T=2, max_epochs=1, dtype="float64",
+    common = dict(regularizer=regularizer, K=3, T=2, max_epochs=1, dtype="float64",
                   init_weight=0.05, scale_search=False, learn_weights=False, random_state=0)
     one_step = ReTuneRegularizer(**common).fit(X, y)
     budget = ReTuneRegularizer(**common, solve_tol=None, solver="fb").fit(X, y)
     for mode in ("jfb", "implicit"):
         gradient = one_step.set_params(hypergradient=mode).compute_hypergradient(X, y)
         np.testing.assert_allclose(gradient, budget.compute_hypergradient(X, y), rtol=1e-9)
+
+
+@pytest.mark.parametrize("learned_step", [False, True])
+def test_a_constant_maps_shortcut_equals_the_full_step_in_value_and_gradient(learned_step):
+    """``constant_value`` skips the gradient step of a constant map: from a start that
+    is not ``W y`` it must still give ``φ(u)`` and its derivatives in the weights (and in
+    ``τ`` when the step size is learned: then the gradient step is kept)."""
+    X, _ = _images(n=3)
+    model = ForwardBackward(Identity(), WaveletL1("db2", levels=2))
+    model.check_identity_gram(X.shape[1:])
+    n_weights = len(model.regularizer.weight_names(X.shape[1:]))
+    weights = torch.full((n_weights,), 0.05, dtype=torch.float64, requires_grad=True)
+    stepsize = torch.tensor(1.0, dtype=torch.float64, requires_grad=learned_step)
+    phi = model.step_map(StepParameters(torch.as_tensor(X), weights, stepsize, {}))
+    assert phi.is_constant
+    u = torch.as_tensor(RNG.standard_normal(model.initial_point(torch.as_tensor(X)).shape))
+    shortcut, full = phi.constant_value(u), phi(u)
+    torch.testing.assert_close(shortcut, full, rtol=0, atol=1e-12)
+    inputs = (weights, stepsize) if learned_step else (weights,)
+    for got, expected in zip(torch.autograd.grad(shortcut.square().sum(), inputs),
+                             torch.autograd.grad(full.square().sum(), inputs)):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("change", [dict(step_scale=0.9), dict(operator=Blur(sigma=1.0, size=5)),

@@ -174,6 +174,18 @@ class StepMap:
         return (self.model.identity_gram and self.params.mask is None and self.inner is None
                 and stepsize.numel() == 1 and float(stepsize.detach()) == 1.0)
 
+    def constant_value(self, u):
+        """``φ(u)`` of a constant map (:attr:`is_constant`) as ``prox_{λR}(W Aᵀ y)``,
+        skipping the gradient step that maps every ``u`` to ``W Aᵀ y`` (one synthesis,
+        one ``AᵀA`` and one analysis fewer: a third of a wavelet denoising step).
+        With a learned step size the gradient step stays: its derivative in ``τ``
+        at ``u`` is part of the hypergradient."""
+        p = self.params
+        if p.stepsize.requires_grad:
+            return self(u)
+        v = self.model.initial_point(p.measurements, p.mask, p.back_projection)
+        return self.model.regularizer.prox(v, p.stepsize * p.weights, p.network or {})
+
     def __call__(self, u):
         if self.inner is None:
             p = self.params
