@@ -128,11 +128,13 @@ def test_reflect_tikhonov_prox_is_the_dense_neumann_solve():
 
 
 def test_reflect_tv_prox_is_skimage_denoise_tv_chambolle():
-    # skimage minimizes ½‖u − f‖² + weight · TV(u) with Neumann differences.
-    image, weight = RNG.random((16, 16)), 0.1
-    expected = denoise_tv_chambolle(image, weight=weight, eps=1e-14, max_num_iter=5000)
+    # skimage minimizes ½‖u − f‖² + weight · TV(u) with Neumann differences. Its
+    # Chambolle iteration converges slowly: at 5000 iterations it was still 1.7e-5
+    # off on some images, hence 20000 (a fixed image, not one that depends on test order).
+    image, weight = np.random.default_rng(0).random((16, 16)), 0.1
+    expected = denoise_tv_chambolle(image, weight=weight, eps=1e-14, max_num_iter=20000)
     out = TotalVariation(n_inner=1000, boundary="reflect").prox(as_batch(image), scalar(weight))
-    np.testing.assert_allclose(out[0].numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(out[0].numpy(), expected, atol=1e-6)
     periodic = TotalVariation(n_inner=1000, boundary="periodic").prox(as_batch(image),
                                                                       scalar(weight))
     assert np.abs(periodic[0].numpy() - expected).max() > 1e-2
