@@ -177,7 +177,7 @@ class StepMap:
     def constant_value(self, u):
         """``φ(u)`` of a constant map (:attr:`is_constant`) as ``prox_{λR}(W Aᵀ y)``,
         skipping the gradient step that maps every ``u`` to ``W Aᵀ y`` (one synthesis,
-        one ``AᵀA`` and one analysis fewer: a third of a wavelet denoising step).
+        one ``AᵀA`` and one analysis fewer).
         With a learned step size the gradient step stays: its derivative in ``τ``
         at ``u`` is part of the hypergradient."""
         p = self.params
