@@ -203,6 +203,27 @@ def test_matrix_operator_matches_numpy_and_dot_test(kind):
 
 
 @pytest.mark.parametrize("kind", MATRICES)
+@pytest.mark.parametrize("m", [7, 3], ids=["gram-product", "two-products"])
+def test_matrix_operator_normal_is_the_gram_matrix(kind, m):
+    """``normal`` against ``AᵀA`` of the dense matrix: the dense Gram path (d ≤ 2m),
+    the two products (d > 2m) and the sparse / LinearOperator ones, in float64 and
+    float32, with batch axes, and differentiable."""
+    A = random_matrices(m=m)[kind]
+    dense = as_dense(A)
+    op = MatrixOperator(A)
+    x = np.random.default_rng(1).standard_normal((2, 3, dense.shape[1]))
+    expected = x @ (dense.T @ dense)
+    np.testing.assert_allclose(op.normal(torch.as_tensor(x)).numpy(), expected, atol=1e-12)
+    out32 = op.normal(torch.as_tensor(x, dtype=torch.float32))
+    assert out32.dtype == torch.float32
+    np.testing.assert_allclose(out32.numpy(), expected, rtol=1e-4, atol=1e-4)
+    x_t = torch.as_tensor(x[0], dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(op.normal, (x_t,))
+    with pytest.raises(ValueError, match="expects batches of shape"):
+        op.normal(torch.ones(2, dense.shape[1] + 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kind", MATRICES)
 def test_matrix_operator_norm_matches_dense_svd(kind):
     A = random_matrices()[kind]
     exact = np.linalg.norm(as_dense(A), 2)
