@@ -66,6 +66,8 @@ def batch_view(values, ndim):
 
 def scalar_weight(weights, u):
     """The weight of a one-weight regularizer, per sample, broadcastable against ``u``."""
+    if weights.dim() == 1:  # shared by the batch: a view, no per-sample copy (hot path)
+        return weights[:1].reshape((1,) * u.dim())
     return batch_view(group_weights(weights, len(u))[:, 0], u.dim())
 
 

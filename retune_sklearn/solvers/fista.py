@@ -30,7 +30,8 @@ class FISTARestart(FixedPointAlgorithm):
     def update(self, state, phi):
         u, extrapolated, t = state["u"], state["extrapolated"], state["t"]
         u_next, inner = warm_apply(phi, extrapolated, state["extrapolated_inner"])
-        against = per_sample_dot(extrapolated - u_next, u_next - u) > 0
+        step = u_next - u
+        against = per_sample_dot(extrapolated - u_next, step) > 0
         step_norm = None
         if inner is not None:
             # With a warm inner state (TV's dual) the step is not a gradient step
@@ -39,10 +40,10 @@ class FISTARestart(FixedPointAlgorithm):
             step_norm = per_sample_norm(u_next - extrapolated)
             if state["step_norm"] is not None:
                 against = against | (step_norm > state["step_norm"])
-        t_next = torch.where(against, torch.ones_like(t), (1 + torch.sqrt(1 + 4 * t * t)) / 2)
+        t_next = ((1 + torch.sqrt(1 + 4 * t * t)) / 2).masked_fill_(against, 1.0)
         # A restarted sample takes no momentum: t = 1 gives the factor 0.
-        momentum = torch.where(against, torch.zeros_like(t), (t - 1) / t_next)
-        extrapolated = u_next + as_sample_column(momentum, u_next) * (u_next - u)
+        momentum = ((t - 1) / t_next).masked_fill_(against, 0.0)
+        extrapolated = torch.addcmul(u_next, as_sample_column(momentum, u_next), step)
         # The inner state is part of the iterate: it takes the same momentum.
         extrapolated_inner = inner
         if inner is not None and state["inner"] is not None:
