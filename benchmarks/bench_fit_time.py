@@ -41,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from bench_problems import TV_AUTO_SUFFIX, publish  # noqa: E402  (shared with it)
+from bench_problems import PROBLEMS, TV_AUTO_SUFFIX, publish  # noqa: E402  (shared with it)
 OUTPUT_DIR = HERE / "output"
 COMMITTED = HERE / "fit_time.md"
 
@@ -115,16 +115,22 @@ def _retune_rows(markdown):
 
 
 def problems_table(baseline_tree, quick):
-    """``bench_problems.py`` run in both trees (same models and data); a ratio table."""
+    """``bench_problems.py`` run in both trees (same models and data); a ratio table.
+
+    One problem at a time, the two trees back to back, so that a change of the
+    machine's load during the run (minutes per problem) biases few ratios.
+    """
     import tempfile
 
-    results = {}
-    for name, tree in (("baseline", baseline_tree), ("this tree", ROOT)):
-        with tempfile.TemporaryDirectory() as out:
-            command = [sys.executable, "-c", PROBLEMS_RUNNER, "--output", out]
-            subprocess.run(command + (["--quick"] if quick else []), cwd=tree, check=True,
-                           env=dict(os.environ, PYTHONPATH=str(tree)), capture_output=True)
-            results[name] = _retune_rows((Path(out) / "problems.md").read_text())
+    results = {"baseline": {}, "this tree": {}}
+    for problem in PROBLEMS:
+        for name, tree in (("baseline", baseline_tree), ("this tree", ROOT)):
+            with tempfile.TemporaryDirectory() as out:
+                command = [sys.executable, "-c", PROBLEMS_RUNNER, "--output", out,
+                           "--problems", problem]
+                subprocess.run(command + (["--quick"] if quick else []), cwd=tree, check=True,
+                               env=dict(os.environ, PYTHONPATH=str(tree)), capture_output=True)
+                results[name].update(_retune_rows((Path(out) / "problems.md").read_text()))
     lines = ["| problem | ReTune model | test PSNR before → now (dB) | CPU before → now (s) | "
              "CPU before / now |", "|---|---|---:|---:|---:|"]
     for (title, method), (psnr_new, cpu_new) in results["this tree"].items():
@@ -175,8 +181,9 @@ def main(argv=None):
             "Each tree's own `bench_problems.py` (the same models, hyperparameters and data; "
             "this tree solves to `solve_tol=1e-4` with FISTA restarts and reuses iterates, "
             "the baseline runs the fixed budget T·K). CPU: fit on the training set + "
-            "predict on the test set, as reported by each run (torch's one-off import of "
-            "torch._dynamo done before either run starts). Rows ending "
+            "predict on the test set, as reported by each run (one problem at a time, the "
+            "two trees back to back; torch's one-off import of torch._dynamo done before "
+            "each run starts). Rows ending "
             f"`{TV_AUTO_SUFFIX.lstrip(', ')}`: this tree's TV with its default inner "
             "iterations (5 in these iterative solves) against the baseline's TV row (its "
             "default 20), all else equal.", "",
