@@ -6,8 +6,12 @@ into :class:`~retune_sklearn.regularizers.PnP`; :func:`pretrain_denoiser`
 trains any such module on (noisy, clean) pairs drawn on the fly. Nothing is
 downloaded: the networks start from torch's seeded random initialization.
 
-Every convolution pads circularly (as the package's operators are periodic)
-and, with ``lipschitz=True``, divides its kernel by
+Every convolution pads circularly (``padding="circular"``, the default, as the
+package's periodic operators) or by reflection (``padding="reflect"``: photos are
+not periodic; on the PnP deblurring benchmark it scored +0.9 dB over circular,
+``benchmarks/pnp_padding.md``) and, with ``lipschitz=True`` (circular padding
+only: reflection repeats border pixels, which can raise the norm by up to
+``√2`` per axis), divides its kernel by
 ``max(1, √(k^ndim) ‖W‖₂)`` (``‖W‖₂``: spectral norm of the kernel reshaped to
 (out, in·k^ndim), computed exactly by an SVD at every call), an upper bound
 of the convolution's Lipschitz constant: the convolution is then
@@ -44,8 +48,21 @@ def lipschitz_normalized(weight):
     return weight / torch.clamp(bound, min=1.0)
 
 
-class CircularConv(nn.Module):
-    """A 1-D or 2-D convolution with circular padding, optionally 1-Lipschitz.
+#: Boundary handling of the zoo's convolutions (``F.pad`` modes).
+PADDINGS = ("circular", "reflect")
+
+
+def _check_padding(padding, lipschitz):
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}; got {padding!r}.")
+    if lipschitz and padding != "circular":
+        raise ValueError("lipschitz=True needs padding='circular': with reflection the "
+                         "normalized convolutions are no longer 1-Lipschitz.")
+
+
+class PaddedConv(nn.Module):
+    """A 1-D or 2-D "same" convolution, padded circularly or by reflection, optionally
+    1-Lipschitz.
 
     Parameters
     ----------
@@ -56,22 +73,26 @@ class CircularConv(nn.Module):
         Odd side of the kernel.
     lipschitz : bool, default=False
         Normalize the kernel with :func:`lipschitz_normalized` at every call.
+    padding : {"circular", "reflect"}, default="circular"
     """
 
-    def __init__(self, in_channels, out_channels, ndim=2, kernel_size=3, lipschitz=False):
+    def __init__(self, in_channels, out_channels, ndim=2, kernel_size=3, lipschitz=False,
+                 padding="circular"):
         super().__init__()
         if ndim not in (1, 2):
             raise ValueError(f"ndim must be 1 or 2; got {ndim!r}.")
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd; got {kernel_size!r}.")
+        _check_padding(padding, lipschitz)
         conv = (nn.Conv1d if ndim == 1 else nn.Conv2d)(in_channels, out_channels, kernel_size)
         # The weights of torch's default initialization, held here without the module.
         self.weight, self.bias = conv.weight, conv.bias
         self.ndim, self.kernel_size, self.lipschitz = ndim, kernel_size, lipschitz
+        self.padding = padding
 
     def forward(self, x):
         weight = lipschitz_normalized(self.weight) if self.lipschitz else self.weight
-        x = F.pad(x, (self.kernel_size // 2,) * (2 * self.ndim), mode="circular")
+        x = F.pad(x, (self.kernel_size // 2,) * (2 * self.ndim), mode=self.padding)
         return (F.conv1d if self.ndim == 1 else F.conv2d)(x, weight, self.bias)
 
 
@@ -86,7 +107,7 @@ def _with_noise_map(x, sigma):
 class DnCNN(nn.Module):
     """DnCNN (Zhang et al., 2017) without batch normalization: ``D(x) = x − N(x)``.
 
-    ``N`` is ``depth`` circular convolutions with ReLUs between them.
+    ``N`` is ``depth`` convolutions with ReLUs between them.
 
     Parameters
     ----------
@@ -104,16 +125,19 @@ class DnCNN(nn.Module):
     noise_conditional : bool, default=False
         Take the noise level as input, ``D(x, sigma)`` (``sigma`` a number or a
         tensor broadcastable to ``(N, 1, 1, 1)``), as an extra input channel.
+    padding : {"circular", "reflect"}, default="circular"
+        Boundary of the convolutions (see the module docstring).
     """
 
     def __init__(self, depth=5, channels=32, in_channels=1, ndim=2, kernel_size=3,
-                 lipschitz=False, noise_conditional=False):
+                 lipschitz=False, noise_conditional=False, padding="circular"):
         super().__init__()
         if depth < 2:
             raise ValueError(f"DnCNN depth must be at least 2; got {depth!r}.")
+        _check_padding(padding, lipschitz)
         self.noise_conditional = noise_conditional
         sizes = [in_channels + noise_conditional] + [channels] * (depth - 1) + [in_channels]
-        self.convs = nn.ModuleList(CircularConv(a, b, ndim, kernel_size, lipschitz)
+        self.convs = nn.ModuleList(PaddedConv(a, b, ndim, kernel_size, lipschitz, padding)
                                    for a, b in zip(sizes[:-1], sizes[1:]))
 
     def forward(self, x, sigma=None):
@@ -144,16 +168,19 @@ class SmallUNet(nn.Module):
         Make every convolution 1-Lipschitz (see the module docstring).
     noise_conditional : bool, default=False
         Take the noise level as an extra input channel, ``D(x, sigma)``.
+    padding : {"circular", "reflect"}, default="circular"
+        Boundary of the convolutions (see the module docstring).
     """
 
     def __init__(self, channels=16, levels=2, in_channels=1, lipschitz=False,
-                 noise_conditional=False):
+                 noise_conditional=False, padding="circular"):
         super().__init__()
+        _check_padding(padding, lipschitz)
         self.levels, self.noise_conditional = levels, noise_conditional
         widths = [channels * 2 ** i for i in range(levels + 1)]
 
         def conv(a, b):
-            return CircularConv(a, b, 2, 3, lipschitz)
+            return PaddedConv(a, b, 2, 3, lipschitz, padding)
         self.head = conv(in_channels + noise_conditional, widths[0])
         self.encoders = nn.ModuleList(conv(widths[i], widths[i]) for i in range(levels))
         self.downs = nn.ModuleList(conv(widths[i], widths[i + 1]) for i in range(levels))

@@ -229,6 +229,30 @@ def test_lipschitz_networks_have_a_1_lipschitz_residual(make, shape):
         assert torch.all(ratios(free) > 10)  # the same weights without the bound
 
 
+@pytest.mark.parametrize("padding", ["circular", "reflect"])
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_zoo_padding_is_torchs_conv_padding_mode(padding, ndim):
+    """A 2-layer DnCNN against the same weights in torch's own ``ConvNd(padding_mode=...)``."""
+    torch.manual_seed(0)
+    net = DnCNN(depth=2, channels=3, ndim=ndim, padding=padding).double()
+    conv_type = nn.Conv1d if ndim == 1 else nn.Conv2d
+    first, second = (conv_type(a, b, 3, padding=1, padding_mode=padding).double()
+                     for a, b in ((1, 3), (3, 1)))
+    with torch.no_grad():
+        for ours, theirs in zip(net.convs, (first, second)):
+            theirs.weight.copy_(ours.weight)
+            theirs.bias.copy_(ours.bias)
+        x = torch.randn(2, 1, *(8,) * ndim, dtype=torch.float64)
+        torch.testing.assert_close(net(x), x - second(torch.relu(first(x))), rtol=0, atol=1e-12)
+
+
+def test_zoo_padding_is_validated():
+    with pytest.raises(ValueError, match="padding must be one of"):
+        DnCNN(padding="zeros")
+    with pytest.raises(ValueError, match="lipschitz=True needs padding='circular'"):
+        SmallUNet(lipschitz=True, padding="reflect")
+
+
 def test_pretraining_denoises_better_than_the_noisy_input():
     torch.manual_seed(0)
     net = DnCNN(depth=3, channels=8)
