@@ -403,6 +403,12 @@ def _hand_written(path):
     return "" if start < 0 else text[start:]
 
 
+def write_report(path, text):
+    """Write ``text`` to ``path``, keeping the hand-written "Reading" section there; print it."""
+    path.write_text(text + _hand_written(path), encoding="utf-8")
+    print(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")

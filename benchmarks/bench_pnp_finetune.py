@@ -63,9 +63,7 @@ def main():
         f"solves {bp.PNP_SOLVE}). Test PSNR on the 48 test patches of `benchmarks/pnp.md`.",
         "", "| PnP(DnCNN) | training patches | epochs | rate | test PSNR (dB) | CPU (s) |",
         "|---|---:|---:|---:|---:|---:|", *lines, ""])
-    committed = HERE / "pnp_finetune.md"
-    committed.write_text(text + bp._hand_written(committed), encoding="utf-8")
-    print(text)
+    bp.write_report(HERE / "pnp_finetune.md", text)
 
 
 if __name__ == "__main__":

@@ -93,9 +93,7 @@ def main():
         "`benchmarks/pnp.md`; CPU: training, pre-training included for PnP.", "",
         "| model | training patches | test PSNR (dB) | training CPU (s) |",
         "|---|---:|---:|---:|", *lines, ""])
-    committed = HERE / "pnp_padding.md"
-    committed.write_text(text + bp._hand_written(committed), encoding="utf-8")
-    print(text)
+    bp.write_report(HERE / "pnp_padding.md", text)
 
 
 if __name__ == "__main__":
