@@ -76,6 +76,9 @@ class PaddedConv(nn.Module):
     padding : {"circular", "reflect"}, default="circular"
     """
 
+    #: What modules pickled before ``padding`` existed (as ``CircularConv``) pad with.
+    padding = "circular"
+
     def __init__(self, in_channels, out_channels, ndim=2, kernel_size=3, lipschitz=False,
                  padding="circular"):
         super().__init__()
@@ -94,6 +97,10 @@ class PaddedConv(nn.Module):
         weight = lipschitz_normalized(self.weight) if self.lipschitz else self.weight
         x = F.pad(x, (self.kernel_size // 2,) * (2 * self.ndim), mode=self.padding)
         return (F.conv1d if self.ndim == 1 else F.conv2d)(x, weight, self.bias)
+
+
+#: The class's former name, so that networks pickled before the rename still load.
+CircularConv = PaddedConv
 
 
 def _with_noise_map(x, sigma):

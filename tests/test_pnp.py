@@ -246,6 +246,19 @@ def test_zoo_padding_is_torchs_conv_padding_mode(padding, ndim):
         torch.testing.assert_close(net(x), x - second(torch.relu(first(x))), rtol=0, atol=1e-12)
 
 
+def test_zoo_networks_pickled_before_the_padding_option_still_load():
+    # Such pickles name retune_sklearn.zoo.CircularConv and hold no `padding` attribute.
+    from retune_sklearn import zoo
+
+    net = DnCNN(depth=2, channels=2)
+    expected = net(torch.ones(1, 1, 8, 8))
+    for conv in net.convs:
+        del conv.__dict__["padding"]
+    old = pickle.loads(pickle.dumps(net))
+    assert zoo.CircularConv is zoo.PaddedConv and old.convs[0].padding == "circular"
+    torch.testing.assert_close(old(torch.ones(1, 1, 8, 8)), expected)
+
+
 def test_zoo_padding_is_validated():
     with pytest.raises(ValueError, match="padding must be one of"):
         DnCNN(padding="zeros")
