@@ -213,6 +213,25 @@ def _pnp_solve(cfg):
     return {**PNP_SOLVE, **cfg["solve"]}
 
 
+def frozen_deblurring_estimator(operator, net, cfg):
+    """PnP(net) frozen: (step, strength) learned from σ = 0.03, step 1 (unfitted)."""
+    from retune_sklearn.regularizers import PnP
+
+    return _estimator(operator, PnP(net, noise_conditional=True), **_pnp_solve(cfg),
+                      init_weight=0.03 ** 2, learn_step_size=True, learning_rate=0.1,
+                      batch_size=8, loss="psnr", max_epochs=cfg["epochs"]["frozen"])
+
+
+def finetuning_estimator(operator, net, frozen, cfg, epochs, learning_rate=1e-4):
+    """PnP(net) trainable, from the (step, strength) of the fitted ``frozen`` (unfitted)."""
+    from retune_sklearn.regularizers import PnP
+
+    return _estimator(operator, PnP(net, trainable=True, noise_conditional=True),
+                      **_pnp_solve(cfg), init_weight=frozen.weights_[0],
+                      step_scale=frozen.step_scale_, learning_rate=learning_rate,
+                      batch_size=8, loss="psnr", max_epochs=epochs)
+
+
 def _frozen_lambda(sigma, step, lipschitz):
     """The strength λ of noise level σ = √(τλ) at τ = step / L."""
     return sigma ** 2 * lipschitz / step
@@ -258,10 +277,8 @@ def deblurring(net, pretrain_cpu, cfg, log):
     select = slice(0, cfg["n_select"])
     X_sel, y_sel = X[select], y[select]
     # Frozen: (step, strength) learned on the selection subset, from σ = 0.03, step 1.
-    frozen, frozen_db, frozen_cpu = _fit_and_test(_estimator(
-        operator, PnP(net, noise_conditional=True), **_pnp_solve(cfg), init_weight=0.03 ** 2,
-        learn_step_size=True, learning_rate=0.1, batch_size=8, loss="psnr",
-        max_epochs=epochs["frozen"]), X_sel, y_sel, X_test, y_test)
+    frozen, frozen_db, frozen_cpu = _fit_and_test(
+        frozen_deblurring_estimator(operator, net, cfg), X_sel, y_sel, X_test, y_test)
     learned_train = frozen.score(X_sel, y_sel)
     sigma = float(np.sqrt(frozen.stepsize_ * frozen.weights_[0]))
     log(f"deblurring PnP frozen {frozen_db:.2f} dB (train {learned_train:.2f})")
@@ -275,11 +292,9 @@ def deblurring(net, pretrain_cpu, cfg, log):
     log(f"deblurring grid best {grid_db:.2f} dB (train {best_train:.2f})")
     # Trainable: fine-tune the network from the learned (step, strength), other samples.
     tune = slice(cfg["n_select"], cfg["n_select"] + cfg["n_finetune"])
-    tuned, tuned_db, tuned_cpu = _fit_and_test(_estimator(
-        operator, PnP(net, trainable=True, noise_conditional=True), **_pnp_solve(cfg),
-        init_weight=frozen.weights_[0], step_scale=frozen.step_scale_, learning_rate=1e-4,
-        batch_size=8, loss="psnr", max_epochs=epochs["finetune"]), X[tune], y[tune], X_test,
-        y_test)
+    tuned, tuned_db, tuned_cpu = _fit_and_test(
+        finetuning_estimator(operator, net, frozen, cfg, epochs["finetune"]), X[tune], y[tune],
+        X_test, y_test)
     log(f"deblurring PnP fine-tuned {tuned_db:.2f} dB")
     grid_text = (f"{len(cfg['steps'])}×{len(cfg['sigmas'])} grid, step_scale ∈ "
                  f"{list(cfg['steps'])}, σ ∈ {list(cfg['sigmas'])}")

@@ -30,7 +30,6 @@ FINETUNINGS = ((32, 2, 1e-4), (80, 4, 1e-4), (80, 4, 3e-4), (80, 10, 3e-4), (80,
 
 def main():
     from retune_sklearn.operators import Blur
-    from retune_sklearn.regularizers import PnP
 
     cfg = bp.FULL
     lines = []
@@ -39,19 +38,16 @@ def main():
         operator = Blur(sigma=bp.BLUR_SIGMA)
         X, X_test, y, y_test = bp._data(operator, bp.NOISE_SIGMA, cfg)
         select = slice(0, cfg["n_select"])
-        frozen, frozen_db, frozen_cpu = bp._fit_and_test(bp._estimator(
-            operator, PnP(net, noise_conditional=True), **bp.PNP_SOLVE, init_weight=0.03 ** 2,
-            learn_step_size=True, learning_rate=0.1, batch_size=8, loss="psnr",
-            max_epochs=cfg["epochs"]["frozen"]), X[select], y[select], X_test, y_test)
+        frozen, frozen_db, frozen_cpu = bp._fit_and_test(
+            bp.frozen_deblurring_estimator(operator, net, cfg), X[select], y[select], X_test,
+            y_test)
         lines.append(f"| frozen, ReTune (step, strength) | 16 | {cfg['epochs']['frozen']} | 0.1 "
                      f"| {frozen_db:.2f} | {frozen_cpu:.0f} |")
         print(lines[-1], flush=True)
         for n_patches, epochs, rate in FINETUNINGS:
             tune = slice(cfg["n_select"], cfg["n_select"] + n_patches)
-            _, tuned_db, tuned_cpu = bp._fit_and_test(bp._estimator(
-                operator, PnP(net, trainable=True, noise_conditional=True), **bp.PNP_SOLVE,
-                init_weight=frozen.weights_[0], step_scale=frozen.step_scale_,
-                learning_rate=rate, batch_size=8, loss="psnr", max_epochs=epochs),
+            _, tuned_db, tuned_cpu = bp._fit_and_test(
+                bp.finetuning_estimator(operator, net, frozen, cfg, epochs, rate),
                 X[tune], y[tune], X_test, y_test)
             lines.append(f"| fine-tuned (trainable=True) | {n_patches} | {epochs} | {rate:g} | "
                          f"{tuned_db:.2f} | {tuned_cpu:.0f} |")

@@ -46,28 +46,23 @@ def _tv_rows(operator, X, y, X_test, y_test):
 
 
 def _pnp_rows(padding, operator, X, y, X_test, y_test):
-    from retune_sklearn.regularizers import PnP
-
     cfg = bp.FULL
     spec = dict(cfg["denoisers"]["dncnn"])
     spec["args"] = {**spec["args"], "padding": padding}
     net, pretrain_cpu = bp.pretrain("dncnn", {**cfg, "denoisers": {"dncnn": spec}}, print)
     name = bp._describe(spec)
     select = slice(0, cfg["n_select"])
-    frozen, frozen_db, frozen_cpu = bp._fit_and_test(bp._estimator(
-        operator, PnP(net, noise_conditional=True), **bp.PNP_SOLVE, init_weight=0.03 ** 2,
-        learn_step_size=True, learning_rate=0.1, batch_size=8, loss="psnr",
-        max_epochs=cfg["epochs"]["frozen"]), X[select], y[select], X_test, y_test)
+    frozen, frozen_db, frozen_cpu = bp._fit_and_test(
+        bp.frozen_deblurring_estimator(operator, net, cfg), X[select], y[select], X_test,
+        y_test)
     rows = [f"| PnP({name}) frozen, ReTune (step, strength) | 16 | {frozen_db:.2f} | "
             f"{pretrain_cpu + frozen_cpu:.0f} |"]
     print(rows[-1], flush=True)
     for n_patches, epochs in FINETUNINGS:
         tune = slice(cfg["n_select"], cfg["n_select"] + n_patches)
-        _, tuned_db, tuned_cpu = bp._fit_and_test(bp._estimator(
-            operator, PnP(net, trainable=True, noise_conditional=True), **bp.PNP_SOLVE,
-            init_weight=frozen.weights_[0], step_scale=frozen.step_scale_,
-            learning_rate=1e-4, batch_size=8, loss="psnr", max_epochs=epochs),
-            X[tune], y[tune], X_test, y_test)
+        _, tuned_db, tuned_cpu = bp._fit_and_test(
+            bp.finetuning_estimator(operator, net, frozen, cfg, epochs), X[tune], y[tune],
+            X_test, y_test)
         rows.append(f"| PnP({name}) fine-tuned, {epochs} epochs | 16 + {n_patches} | "
                     f"{tuned_db:.2f} | {pretrain_cpu + frozen_cpu + tuned_cpu:.0f} |")
         print(rows[-1], flush=True)

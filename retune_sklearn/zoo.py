@@ -141,7 +141,6 @@ class DnCNN(nn.Module):
         super().__init__()
         if depth < 2:
             raise ValueError(f"DnCNN depth must be at least 2; got {depth!r}.")
-        _check_padding(padding, lipschitz)
         self.noise_conditional = noise_conditional
         sizes = [in_channels + noise_conditional] + [channels] * (depth - 1) + [in_channels]
         self.convs = nn.ModuleList(PaddedConv(a, b, ndim, kernel_size, lipschitz, padding)
@@ -182,7 +181,6 @@ class SmallUNet(nn.Module):
     def __init__(self, channels=16, levels=2, in_channels=1, lipschitz=False,
                  noise_conditional=False, padding="circular"):
         super().__init__()
-        _check_padding(padding, lipschitz)
         self.levels, self.noise_conditional = levels, noise_conditional
         widths = [channels * 2 ** i for i in range(levels + 1)]
 
