@@ -151,9 +151,9 @@ class TotalVariation(Regularizer):
         """Each pixel's dual vector onto its ball (box if anisotropic): ``q·min(1, r/‖q‖)``.
 
         Written ``q · r · rsqrt(max(‖q‖², r²))``: no square root of 0 (no NaN
-        derivative at ``q = 0``, the floor keeps ``r = 0`` finite), and 1.5× / 1.3×
-        faster forward / forward+backward than the norm, maximum and division it
-        replaced (batch 32, 64×64, one thread).
+        derivative at ``q = 0``, the floor keeps ``r = 0`` finite), and fewer passes
+        over ``q`` than a norm, a maximum and a division (the TV step times are in
+        ``benchmarks/equilibrium_tv_step.md``).
         """
         if not self.isotropic:
             return torch.maximum(torch.minimum(q, radii), -radii)
