@@ -6,12 +6,13 @@ into :class:`~retune_sklearn.regularizers.PnP`; :func:`pretrain_denoiser`
 trains any such module on (noisy, clean) pairs drawn on the fly. Nothing is
 downloaded: the networks start from torch's seeded random initialization.
 
-Every convolution pads circularly (``padding="circular"``, the default, as the
-package's periodic operators) or by reflection (``padding="reflect"``: photos are
-not periodic; on the PnP deblurring benchmark it scored +0.9 dB over circular,
-``benchmarks/pnp_padding.md``) and, with ``lipschitz=True`` (circular padding
-only: reflection repeats border pixels, which can raise the norm by up to
-``√2`` per axis), divides its kernel by
+Every convolution pads by reflection (``padding="reflect"``, the default
+``"auto"`` without ``lipschitz``: photos are not periodic, and on the PnP
+deblurring benchmark reflection scored +0.9 dB over circular padding,
+``benchmarks/pnp_padding.md``) or circularly (``padding="circular"``, as the
+package's periodic operators; the ``"auto"`` choice with ``lipschitz=True``) and,
+with ``lipschitz=True`` (circular padding only: reflection repeats border
+pixels, which can raise the norm by up to ``√2`` per axis), divides its kernel by
 ``max(1, √(k^ndim) ‖W‖₂)`` (``‖W‖₂``: spectral norm of the kernel reshaped to
 (out, in·k^ndim), computed exactly by an SVD at every call), an upper bound
 of the convolution's Lipschitz constant: the convolution is then
@@ -48,16 +49,21 @@ def lipschitz_normalized(weight):
     return weight / torch.clamp(bound, min=1.0)
 
 
-#: Boundary handling of the zoo's convolutions (``F.pad`` modes).
-PADDINGS = ("circular", "reflect")
+#: Boundary handling of the zoo's convolutions: "auto", or an ``F.pad`` mode.
+PADDINGS = ("auto", "circular", "reflect")
 
 
-def _check_padding(padding, lipschitz):
+def _resolve_padding(padding, lipschitz):
+    """The ``F.pad`` mode of ``padding``: "auto" is reflection, or circular padding with
+    ``lipschitz=True`` (the only one under which the normalization holds)."""
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}; got {padding!r}.")
+    if padding == "auto":
+        return "circular" if lipschitz else "reflect"
     if lipschitz and padding != "circular":
-        raise ValueError("lipschitz=True needs padding='circular': with reflection the "
-                         "normalized convolutions are no longer 1-Lipschitz.")
+        raise ValueError("lipschitz=True needs padding='circular' (or 'auto'): with "
+                         "reflection the normalized convolutions are no longer 1-Lipschitz.")
+    return padding
 
 
 class PaddedConv(nn.Module):
@@ -73,20 +79,21 @@ class PaddedConv(nn.Module):
         Odd side of the kernel.
     lipschitz : bool, default=False
         Normalize the kernel with :func:`lipschitz_normalized` at every call.
-    padding : {"circular", "reflect"}, default="circular"
+    padding : {"auto", "circular", "reflect"}, default="auto"
+        "auto": reflection, or circular padding with ``lipschitz=True``.
     """
 
     #: What modules pickled before ``padding`` existed (as ``CircularConv``) pad with.
     padding = "circular"
 
     def __init__(self, in_channels, out_channels, ndim=2, kernel_size=3, lipschitz=False,
-                 padding="circular"):
+                 padding="auto"):
         super().__init__()
         if ndim not in (1, 2):
             raise ValueError(f"ndim must be 1 or 2; got {ndim!r}.")
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd; got {kernel_size!r}.")
-        _check_padding(padding, lipschitz)
+        padding = _resolve_padding(padding, lipschitz)
         conv = (nn.Conv1d if ndim == 1 else nn.Conv2d)(in_channels, out_channels, kernel_size)
         # The weights of torch's default initialization, held here without the module.
         self.weight, self.bias = conv.weight, conv.bias
@@ -95,7 +102,14 @@ class PaddedConv(nn.Module):
 
     def forward(self, x):
         weight = lipschitz_normalized(self.weight) if self.lipschitz else self.weight
-        x = F.pad(x, (self.kernel_size // 2,) * (2 * self.ndim), mode=self.padding)
+        radius = self.kernel_size // 2
+        if self.padding == "reflect" and min(x.shape[-self.ndim:]) <= radius:
+            # F.pad's own message names neither the network nor the remedy.
+            raise ValueError(f"padding='reflect' with kernel_size={self.kernel_size} needs "
+                             f"signals longer than {radius} on every axis (at every level "
+                             f"of a U-Net); got shape {tuple(x.shape)}. Use larger inputs or "
+                             "padding='circular'.")
+        x = F.pad(x, (radius,) * (2 * self.ndim), mode=self.padding)
         return (F.conv1d if self.ndim == 1 else F.conv2d)(x, weight, self.bias)
 
 
@@ -132,12 +146,13 @@ class DnCNN(nn.Module):
     noise_conditional : bool, default=False
         Take the noise level as input, ``D(x, sigma)`` (``sigma`` a number or a
         tensor broadcastable to ``(N, 1, 1, 1)``), as an extra input channel.
-    padding : {"circular", "reflect"}, default="circular"
-        Boundary of the convolutions (see the module docstring).
+    padding : {"auto", "circular", "reflect"}, default="auto"
+        Boundary of the convolutions: "auto" is reflection, or circular padding
+        with ``lipschitz=True`` (see the module docstring).
     """
 
     def __init__(self, depth=5, channels=32, in_channels=1, ndim=2, kernel_size=3,
-                 lipschitz=False, noise_conditional=False, padding="circular"):
+                 lipschitz=False, noise_conditional=False, padding="auto"):
         super().__init__()
         if depth < 2:
             raise ValueError(f"DnCNN depth must be at least 2; got {depth!r}.")
@@ -161,7 +176,8 @@ class SmallUNet(nn.Module):
     up-sampling, merging each skip connection by the mean ``½(skip + up)``.
     Down-sampling is ``2 ×`` average pooling and up-sampling nearest
     neighbour ``/ 2``, both of norm 1, so that with ``lipschitz=True`` ``N``
-    is 1-Lipschitz. Images only, with ``H`` and ``W`` divisible by ``2**levels``.
+    is 1-Lipschitz. Images only, with ``H`` and ``W`` divisible by ``2**levels``
+    (and, padded by reflection, at least ``2**(levels + 1)``).
 
     Parameters
     ----------
@@ -174,12 +190,13 @@ class SmallUNet(nn.Module):
         Make every convolution 1-Lipschitz (see the module docstring).
     noise_conditional : bool, default=False
         Take the noise level as an extra input channel, ``D(x, sigma)``.
-    padding : {"circular", "reflect"}, default="circular"
-        Boundary of the convolutions (see the module docstring).
+    padding : {"auto", "circular", "reflect"}, default="auto"
+        Boundary of the convolutions: "auto" is reflection, or circular padding
+        with ``lipschitz=True`` (see the module docstring).
     """
 
     def __init__(self, channels=16, levels=2, in_channels=1, lipschitz=False,
-                 noise_conditional=False, padding="circular"):
+                 noise_conditional=False, padding="auto"):
         super().__init__()
         self.levels, self.noise_conditional = levels, noise_conditional
         widths = [channels * 2 ** i for i in range(levels + 1)]

@@ -8,6 +8,7 @@ module), pairwise distances (Lipschitz bounds).
 
 import copy
 import pickle
+from functools import partial
 
 import numpy as np
 import pytest
@@ -250,13 +251,34 @@ def test_zoo_networks_pickled_before_the_padding_option_still_load():
     # Such pickles name retune_sklearn.zoo.CircularConv and hold no `padding` attribute.
     from retune_sklearn import zoo
 
-    net = DnCNN(depth=2, channels=2)
-    expected = net(torch.ones(1, 1, 8, 8))
+    torch.manual_seed(0)
+    net, x = DnCNN(depth=2, channels=2, padding="circular"), torch.randn(1, 1, 8, 8)
+    expected = net(x)
     for conv in net.convs:
         del conv.__dict__["padding"]
     old = pickle.loads(pickle.dumps(net))
     assert zoo.CircularConv is zoo.PaddedConv and old.convs[0].padding == "circular"
-    torch.testing.assert_close(old(torch.ones(1, 1, 8, 8)), expected)
+    torch.testing.assert_close(old(x), expected)
+
+
+@pytest.mark.parametrize("lipschitz, mode", [(False, "reflect"), (True, "circular")])
+@pytest.mark.parametrize("network", [DnCNN, SmallUNet])
+def test_zoo_auto_padding_is_reflection_unless_lipschitz(network, lipschitz, mode):
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    auto = network(lipschitz=lipschitz)
+    torch.manual_seed(0)
+    explicit = network(lipschitz=lipschitz, padding=mode)
+    torch.testing.assert_close(auto(x), explicit(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("network, shape", [(partial(DnCNN, ndim=1), (1, 1, 1)),
+                                            (SmallUNet, (1, 1, 4, 4))])
+def test_zoo_reflection_on_too_small_inputs_names_the_remedy(network, shape):
+    # SmallUNet's coarsest level of a 4×4 image is 1×1: nothing to reflect.
+    with pytest.raises(ValueError, match="padding='circular'"):
+        network()(torch.zeros(shape))
+    assert network(padding="circular")(torch.zeros(shape)).shape == shape
 
 
 def test_zoo_padding_is_validated():
